@@ -17,7 +17,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from netweave.packet import decapsulate, encapsulate, flow_hash, entropy_port
+from netweave.packet import decapsulate, encapsulate, entropy_port, flow_hash
 
 OUTER_SRC_MAC, OUTER_DST_MAC = "02:00:00:00:aa:01", "02:00:00:00:aa:02"
 

@@ -19,6 +19,7 @@ header's ``_autos`` / ``_fill_checksum`` hooks. Variable parts (options, TLVs) a
 parsed by ``_parse_tail`` and built by ``_tail``. Decoding bad bytes raises ``DecodeError`` only.
 """
 
+import inspect
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -193,8 +194,8 @@ def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: 
         words.setdefault(s.item, []).append(s)
         if s.kind == "bits" and not s.whole:
             plines.append(f"    if not 0 <= {s.name} < {1 << s.width}:")
-            plines.append(f"        raise ValueError('{cls.__name__}.{s.name}={{}} does not fit {s.width} bits'"
-                          f".format({s.name}))")
+            msg = f"{cls.__name__}.{s.name}={{}} does not fit {s.width} bits"
+            plines.append(f"        raise ValueError('{msg}'.format({s.name}))")
     witems = []
     for i in range(nitems):
         fields_i = words[i]
@@ -204,11 +205,13 @@ def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: 
             if converters[i] == "int":
                 nbytes = sum(f.width for f in fields_i) // 8
                 plines.append(f"    if not 0 <= ({expr}) < {1 << (8 * nbytes)}:")
-                plines.append(f"        raise ValueError('{cls.__name__}: value does not fit {nbytes * 8} bits')")
+                msg = f"{cls.__name__}: value does not fit {nbytes * 8} bits"
+                plines.append(f"        raise ValueError('{msg}')")
                 expr = f"({expr}).to_bytes({nbytes}, '{big}')"
         elif first.kind == "raw":
             plines.append(f"    if len({first.name}) != {first.width}:")
-            plines.append(f"        raise ValueError('{cls.__name__}.{first.name}: need {first.width} bytes')")
+            msg = f"{cls.__name__}.{first.name}: need {first.width} bytes"
+            plines.append(f"        raise ValueError('{msg}')")
             expr = first.name
         else:
             expr = f"_enc_{first.kind}({first.name})"
@@ -218,7 +221,7 @@ def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: 
     plines.append("    except struct.error as exc:")
     plines.append(f"        raise ValueError('{cls.__name__}: ' + str(exc)) from None")
 
-    exec("\n".join(lines) + "\n\n" + "\n".join(plines), ns)  # noqa: S102 - generated from the declaration
+    exec("\n".join(lines) + "\n\n" + "\n".join(plines), ns)
     cls._unpack_fixed = staticmethod(ns["_unpack"])  # type: ignore[attr-defined]
     cls._pack_fixed = staticmethod(ns["_pack"])  # type: ignore[attr-defined]
     cls._struct = st  # type: ignore[attr-defined]
@@ -238,7 +241,7 @@ def _make_init(cls: "type[Header]") -> Callable[..., None]:
         else:
             body.append(f"    d['{name}'] = {name}")
     src = f"def __init__(self, *, {', '.join(params)}):\n" + "\n".join(body)
-    exec(src, ns)  # noqa: S102 - generated from the declaration
+    exec(src, ns)
     fn: Callable[..., None] = ns["__init__"]
     fn.__qualname__ = f"{cls.__qualname__}.__init__"
     return fn
@@ -260,10 +263,12 @@ class Header:
     _byteorder: ClassVar[str] = ">"
     #: size in bytes of the fixed part
     size: ClassVar[int] = 0
+    #: IPv4/IPv6 set this: their addresses form the pseudo-header of the L4 checksums under them
+    is_network_layer: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("__annotations__", {})
+        own = inspect.get_annotations(cls)
         wire: list[tuple[str, Bits | Octets]] = []
         extras: list[str] = list(getattr(cls, "_extras", ()))
         inherited = [(n, m) for n, m in getattr(cls, "_wire_decl", ())]
@@ -393,13 +398,11 @@ class Header:
 def build_stack(layers: "list[Header]", payload: bytes = b"") -> bytes:
     """Build `layers` (outermost first) around `payload`, innermost first, so that lengths and checksums
     see their real payload; each layer gets the nearest enclosing IP header for pseudo-header sums."""
-    from netweave.packet.ip import IPv4, IPv6  # local: ip.py builds on this module
-
     data = payload
     for i in range(len(layers) - 1, -1, -1):
         ip = None
         for j in range(i - 1, -1, -1):
-            if isinstance(layers[j], IPv4 | IPv6):
+            if layers[j].is_network_layer:
                 ip = layers[j]
                 break
         data = layers[i].build(data, ip=ip)

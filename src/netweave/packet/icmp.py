@@ -4,10 +4,10 @@ neighbour solicitation/advertisement with link-layer address options, packet too
 from collections.abc import Mapping
 from typing import Annotated
 
-from netweave.packet.addr import check_length
+from netweave.packet.addr import check_length, mac_to_bytes
 from netweave.packet.checksum import internet_checksum
 from netweave.packet.errors import DecodeError
-from netweave.packet.header import U1, U8, U16, U32, Auto8, Auto16, Bits, Extra, Header, IPv6Addr, Mac
+from netweave.packet.header import U1, U8, U16, U32, Auto8, Auto16, Bits, Extra, Header, IPv6Addr
 from netweave.packet.ip import IPPROTO_ICMP, IPPROTO_ICMPV6
 from netweave.packet.l4 import l4_checksum
 from netweave.packet.registry import bind
@@ -136,8 +136,6 @@ class NdOption(Header):
     @classmethod
     def lladdr(cls, mac: str, *, target: bool = False) -> "NdOption":
         """Source (or target) link-layer address option for Ethernet."""
-        from netweave.packet.addr import mac_to_bytes
-
         return cls(type=ND_OPT_TARGET_LLADDR if target else ND_OPT_SOURCE_LLADDR, data=mac_to_bytes(mac))
 
     @property

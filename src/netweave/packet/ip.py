@@ -44,6 +44,8 @@ IPV6_HEADER_LEN = 40
 class IPv4(Header):
     """IPv4 (RFC 791). `ihl`, `total_length` and `checksum` are computed on build when None."""
 
+    is_network_layer = True
+
     version: U4 = 4
     ihl: Auto4 = None
     dscp: U6 = 0
@@ -71,7 +73,7 @@ class IPv4(Header):
         if self.total_length < hlen:
             raise DecodeError(f"IPv4: total length {self.total_length} < header length {hlen}")
         if start + self.total_length > end:
-            raise DecodeError(f"IPv4: total length {self.total_length} exceeds the {end - start} bytes present")
+            raise DecodeError(f"IPv4: total length {self.total_length} exceeds {end - start} bytes")
         self.options = bytes(buf[off : start + hlen])
         return start + hlen, start + self.total_length
 
@@ -103,6 +105,8 @@ class IPv4(Header):
 class IPv6(Header):
     """IPv6 fixed header (RFC 8200). `payload_length` is computed on build when None."""
 
+    is_network_layer = True
+
     version: U4 = 6
     tclass: U8 = 0
     flow_label: U20 = 0
@@ -117,7 +121,7 @@ class IPv6(Header):
         if self.version != 6:
             raise DecodeError(f"IPv6: version {self.version}")
         if off + self.payload_length > end:
-            raise DecodeError(f"IPv6: payload length {self.payload_length} exceeds the {end - off} bytes present")
+            raise DecodeError(f"IPv6: payload length {self.payload_length} exceeds {end - off} bytes")
         return off, off + self.payload_length
 
     def _autos(self, tail: bytes, payload: bytes, ip: Header | None) -> Mapping[str, int]:

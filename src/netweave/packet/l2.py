@@ -62,6 +62,7 @@ class Arp(Header):
         return off, off  # anything after ARP is Ethernet padding, not payload
 
 
+bind("link", 1, Ethernet)  # pcap LINKTYPE_ETHERNET: what decode() starts with
 bind("ethertype", ETH_P_8021Q, Dot1Q)
 bind("ethertype", ETH_P_8021AD, Dot1Q)
 bind("ethertype", ETH_P_ARP, Arp)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from netweave.packet.errors import DecodeError
-from netweave.packet.header import Header
+from netweave.packet.header import Header, build_stack
 
 _REGISTRY: dict[tuple[str, int], type[Header]] = {}
 
@@ -62,8 +62,6 @@ class Packet:
         return hdr
 
     def build(self) -> bytes:
-        from netweave.packet.header import build_stack
-
         return build_stack(self.layers, self.payload)
 
 
@@ -76,9 +74,7 @@ def decode(buf: bytes, first: type[Header] | None = None) -> Packet:
     Raises DecodeError, and only that, when a header that should be there is malformed or truncated.
     """
     if first is None:
-        from netweave.packet.l2 import Ethernet
-
-        first = Ethernet
+        first = lookup("link", 1)  # LINKTYPE_ETHERNET, bound by l2
     pkt = Packet()
     cls: type[Header] | None = first
     off, end = 0, len(buf)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from netweave.packet.checksum import internet_checksum
 from netweave.packet.errors import DecodeError
-from netweave.packet.header import U1, U2, U3, U8, U12, U16, U24, U64, Auto6, Auto16, Bits, Extra, Header
+from netweave.packet.header import U1, U2, U3, U8, U12, U16, U24, U64, Auto6, Bits, Extra, Header
 from netweave.packet.l2 import ETH_P_TEB, Ethernet
 from netweave.packet.registry import bind
 
