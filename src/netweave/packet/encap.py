@@ -113,14 +113,14 @@ def tunnel_header(
     it over its UDP/raw sockets, `encapsulate` puts the outer headers around it.
     """
     check_vni(encap, vni)
+    if options and encap != "geneve":
+        raise ValueError("only Geneve carries options")
     h = flow_hash(inner) if flow is None else flow
     if encap == "vxlan":
         return IPPROTO_UDP, VXLAN_PORT, Vxlan(vni=vni).build(inner)
     if encap == "geneve":
         gen = Geneve(vni=vni, options=list(options), c=int(any(o.critical for o in options)))
         return IPPROTO_UDP, GENEVE_PORT, gen.build(inner)
-    if options:
-        raise ValueError("only Geneve carries options")
     if encap == "gre":
         return IPPROTO_GRE, 0, Gre(key=vni, protocol=ETH_P_TEB).build(inner)
     if encap == "nvgre":

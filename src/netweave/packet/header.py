@@ -205,7 +205,8 @@ def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: 
             if converters[i] == "int":
                 nbytes = sum(f.width for f in fields_i) // 8
                 plines.append(f"    if not 0 <= ({expr}) < {1 << (8 * nbytes)}:")
-                msg = f"{cls.__name__}: value does not fit {nbytes * 8} bits"
+                what = f"{cls.__name__}.{first.name}" if len(fields_i) == 1 else cls.__name__
+                msg = f"{what}: value does not fit {nbytes * 8} bits"
                 plines.append(f"        raise ValueError('{msg}')")
                 expr = f"({expr}).to_bytes({nbytes}, '{big}')"
         elif first.kind == "raw":
