@@ -60,8 +60,11 @@ geneve_options = st.builds(
     lambda c, t, r, d: GeneveOption(option_class=c, type=t, reserved=r, data=d),
     st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 7), padded(4, max_units=8),
 )
-nd_options = st.builds(lambda t, d: NdOption(type=t, data=d), st.integers(0, 255), padded(8, offset=2, max_units=3)
-                       .filter(lambda d: len(d) >= 6))
+nd_options = st.builds(
+    lambda t, d: NdOption(type=t, data=d),
+    st.integers(0, 255),
+    padded(8, offset=2, max_units=3).filter(lambda d: len(d) >= 6),
+)
 
 EXTRAS: dict[type[Header], dict[str, st.SearchStrategy[Any]]] = {
     IPv4: {"options": padded(4, max_units=10)},

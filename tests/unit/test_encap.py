@@ -31,7 +31,11 @@ MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def tcp_frame(sport: int, dport: int = 80, payload: bytes = b"data", *, v6: bool = False) -> bytes:
-    ip = IPv6(src="fd00::1", dst="fd00::2", next_header=6) if v6 else IPv4(src="10.0.0.1", dst="10.0.0.2", proto=6)
+    ip: IPv4 | IPv6
+    if v6:
+        ip = IPv6(src="fd00::1", dst="fd00::2", next_header=6)
+    else:
+        ip = IPv4(src="10.0.0.1", dst="10.0.0.2", proto=6)
     return build_stack([Ethernet(type=0x86DD if v6 else 0x0800, **MACS), ip, Tcp(sport=sport, dport=dport)],
                        payload)
 
@@ -80,7 +84,8 @@ def test_flow_key_uses_five_tuple_ipv6_and_skips_ports_of_fragments() -> None:
 
 
 def test_explicit_source_port_and_df() -> None:
-    frame = encapsulate(tcp_frame(1), encap="geneve", vni=9, src_ip=V4[0], dst_ip=V4[1], src_port=50000, df=True)
+    frame = encapsulate(tcp_frame(1), encap="geneve", vni=9, src_ip=V4[0], dst_ip=V4[1],
+                        src_port=50000, df=True)
     pkt = decode(frame)
     assert pkt[Udp].sport == 50000 and pkt[IPv4].df == 1
 

@@ -9,7 +9,6 @@ from netweave.packet import DecodeError, Header, IPv4, NeighborAdvert, NeighborS
 
 from .strategies import HEADERS, headers
 
-
 #: ND messages: options run to the end of the ICMPv6 message (RFC 4861), so there is no "after"
 OPTIONS_TO_END = {NeighborSolicit, NeighborAdvert}
 
