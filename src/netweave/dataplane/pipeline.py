@@ -1,0 +1,415 @@
+"""The VTEP's forwarding logic: (ingress, frame) -> where the frame goes. Pure: no sockets, no clock.
+
+Two entry points: `from_port` (a frame a local VM sent) and `from_tunnel` (a decapsulated frame from a
+remote VTEP). Each returns `(targets, frame)`: the frame to send (the original, or a reply the VTEP
+built itself) and a tuple of targets `(kind, name)` with kind PORT (a local port), VTEP (unicast to a
+remote VTEP IP) or GROUP (the VNI's multicast group).
+
+The flow cache is the fast path. For frames whose decision depends only on the Ethernet header (all but
+ARP and IPv6 neighbour discovery, which are inspected every time), the decision is stored under the exact
+key (ingress, Ethernet header) and reused until any table changes: every table bumps a revision, and a
+changed revision empties the cache. A hit costs a dict lookup, a timestamp refresh of the source's learned
+FIB entry and the counters.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from netweave.dataplane.counters import Counters
+from netweave.dataplane.fib import FibEntry, L2Fib
+from netweave.dataplane.replies import arp_reply, frag_needed, neighbor_advert
+from netweave.model import Network, Port, Remote
+from netweave.packet import Arp, DecodeError, IPv6, NeighborAdvert, NeighborSolicit
+from netweave.packet.addr import ip_version, mac_from_bytes, mac_to_bytes
+from netweave.packet.icmp import ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT
+from netweave.packet.ip import IPPROTO_ICMPV6
+from netweave.packet.overhead import overhead_bytes
+
+PORT, VTEP, GROUP = 0, 1, 2
+Target = tuple[int, str]
+Result = tuple[tuple[Target, ...], bytes]
+NOTHING: Result = ((), b"")
+
+ETH_ARP = b"\x08\x06"
+ETH_IPV6 = b"\x86\xdd"
+ETH_LEN = 14
+
+
+@dataclass
+class Binding:
+    mac: str
+    origin: str  # "static" | "control" | "learned"
+
+
+@dataclass
+class _Net:
+    spec: Network
+    inner_mtu: int
+    ports: list[str] = field(default_factory=list)
+    flood_remote: tuple[Target, ...] = ()
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Dataplane:
+    """All tables of one VTEP and the pipeline over them. Owned by one datapath (one writer)."""
+
+    def __init__(self, vtep_ip: str, *, underlay_mtu: int = 1500, aging_s: float = 300.0) -> None:
+        ip_version(vtep_ip)
+        self.vtep_ip = vtep_ip
+        self.underlay = "ipv6" if ip_version(vtep_ip) == 6 else "ipv4"
+        self.underlay_mtu = underlay_mtu
+        self.fib = L2Fib(aging_s)
+        self.counters = Counters()
+        self.networks: dict[int, _Net] = {}
+        self.ports: dict[str, Port] = {}
+        self.bindings: dict[tuple[int, str], Binding] = {}
+        self._rev = 0
+        self._cache: dict[tuple[object, ...], tuple[tuple[Target, ...], FibEntry | None, bool, int]] = {}
+        self._cache_rev = (-1, -1)
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def revision(self) -> int:
+        return self._rev + self.fib.revision
+
+    def _changed(self) -> None:
+        self._rev += 1
+
+    def inner_mtu(self, vni: int) -> int:
+        return self.networks[vni].inner_mtu
+
+    def add_network(self, net: Network) -> None:
+        """Add or update a network; its ports and FIB entries stay."""
+        old = self.networks.get(net.vni)
+        mtu = self.underlay_mtu - overhead_bytes(net.encap, self.underlay)
+        state = _Net(net, mtu, old.ports if old else [], counters=self.counters.add_vni(net.vni))
+        if net.multicast_group:
+            state.flood_remote = ((GROUP, net.multicast_group),)
+        else:
+            state.flood_remote = tuple((VTEP, ip) for ip in net.flood if ip != self.vtep_ip)
+        self.networks[net.vni] = state
+        if old is not None and old.spec.mode == "flood-learn" and net.mode == "static":
+            self.fib.flush(net.vni, origin="learned")
+        self._changed()
+
+    def remove_network(self, vni: int) -> None:
+        net = self.networks.pop(vni, None)
+        if net is None:
+            raise KeyError(f"no network with vni {vni}")
+        for name in net.ports:
+            self.ports.pop(name, None)
+        self.fib.flush(vni)
+        for key in [k for k in self.bindings if k[0] == vni]:
+            del self.bindings[key]
+        self._changed()
+
+    def set_flood(self, vni: int, *, vteps: tuple[str, ...] = (), group: str | None = None) -> None:
+        net = self._net(vni)
+        self.add_network(dataclasses.replace(net.spec, flood=tuple(vteps), multicast_group=group))
+
+    def add_port(self, port: Port) -> None:
+        net = self._net(port.vni)
+        old = self.ports.get(port.name)
+        if old is not None:
+            self.remove_port(port.name)
+        self.ports[port.name] = port
+        net.ports.append(port.name)
+        self.counters.add_port(port.name)
+        self.fib.set(port.vni, mac_to_bytes(port.mac), port=port.name, origin="static")
+        for ip in port.ips:
+            self.bindings[(port.vni, ip)] = Binding(port.mac, "static")
+        self._changed()
+
+    def remove_port(self, name: str) -> None:
+        port = self.ports.pop(name, None)
+        if port is None:
+            raise KeyError(f"no port named {name!r}")
+        net = self.networks.get(port.vni)
+        if net is not None and name in net.ports:
+            net.ports.remove(name)
+        self.fib.flush(port=name)
+        for ip in port.ips:
+            b = self.bindings.get((port.vni, ip))
+            if b is not None and b.mac == port.mac:
+                del self.bindings[(port.vni, ip)]
+        self._changed()
+
+    def add_remote(self, remote: Remote, origin: str = "static") -> None:
+        self._net(remote.vni)
+        self.fib.set(remote.vni, mac_to_bytes(remote.mac), vtep=remote.vtep,
+                     origin="control" if origin == "control" else "static")
+        for ip in remote.ips:
+            self.bindings[(remote.vni, ip)] = Binding(remote.mac, origin)
+        self._changed()
+
+    def remove_remote(self, vni: int, mac: str) -> None:
+        entry = self.fib.lookup(vni, mac_to_bytes(mac))
+        if entry is None or entry.vtep is None:
+            raise KeyError(f"no remote {mac} in vni {vni}")
+        self.fib.remove(vni, mac_to_bytes(mac))
+        for key in [k for k, b in self.bindings.items() if k[0] == vni and b.mac == mac.lower()]:
+            del self.bindings[key]
+        self._changed()
+
+    def add_binding(self, vni: int, ip: str, mac: str, origin: str = "static") -> None:
+        self._net(vni)
+        ip_version(ip)
+        self.bindings[(vni, ip)] = Binding(mac_from_bytes(mac_to_bytes(mac)), origin)
+        self._changed()
+
+    def remove_binding(self, vni: int, ip: str) -> None:
+        if self.bindings.pop((vni, ip), None) is None:
+            raise KeyError(f"no binding for {ip} in vni {vni}")
+        self._changed()
+
+    def age(self, now: float) -> int:
+        """Expire learned FIB entries; returns how many went."""
+        gone = self.fib.age(now)
+        for vni, _ in gone:
+            if vni in self.networks:
+                self.networks[vni].counters["aged"] += 1
+        return len(gone)
+
+    def _net(self, vni: int) -> _Net:
+        net = self.networks.get(vni)
+        if net is None:
+            raise KeyError(f"no network with vni {vni}")
+        return net
+
+    # ------------------------------------------------------------------ packets
+    def _check_cache(self) -> dict[tuple[object, ...], tuple[tuple[Target, ...], FibEntry | None, bool, int]]:
+        rev = (self._rev, self.fib.revision)
+        if rev != self._cache_rev:
+            self._cache.clear()
+            self._cache_rev = rev
+        return self._cache
+
+    def _learn(self, net: _Net, mac: bytes, now: float, *, port: str | None = None,
+               vtep: str | None = None) -> FibEntry | None:
+        result = self.fib.learn(net.spec.vni, mac, now, port=port, vtep=vtep)
+        if result == "new":
+            net.counters["learned"] += 1
+        elif result == "moved":
+            net.counters["moved"] += 1
+        entry = self.fib.lookup(net.spec.vni, mac)
+        return entry if entry is not None and entry.origin == "learned" else None
+
+    def from_port(self, name: str, frame: bytes, now: float) -> Result:
+        """A frame sent by the VM on local port `name`."""
+        port = self.ports.get(name)
+        if port is None:
+            self.counters.drop("no_such_port")
+            return NOTHING
+        pc = self.counters.port[name]
+        pc["rx_frames"] += 1
+        pc["rx_bytes"] += len(frame)
+        net = self.networks[port.vni]
+        nc = net.counters
+        nc["rx_frames"] += 1
+        nc["rx_bytes"] += len(frame)
+        if len(frame) < ETH_LEN:
+            self.counters.drop("bad_header", port.vni, name)
+            return NOTHING
+        cache = self._check_cache()
+        key = (name, frame[:ETH_LEN])
+        hit = cache.get(key)
+        if hit is None:
+            self.cache_misses += 1
+            special = self._port_special(net, name, frame, now)
+            if special is not None:
+                return special
+            hit = self._port_decision(net, name, frame, now)
+            cache[key] = hit
+        else:
+            self.cache_hits += 1
+            if hit[1] is not None:
+                hit[1].last_seen = now
+        targets, _, flooded, max_frame = hit
+        if len(frame) > max_frame:
+            return self._too_big(net, name, frame)
+        if flooded:
+            nc["flooded"] += 1
+        if not targets:
+            self.counters.drop("no_flood_target" if flooded else "split_horizon", port.vni, name)
+        return targets, frame
+
+    def _port_decision(self, net: _Net, name: str, frame: bytes,
+                       now: float) -> tuple[tuple[Target, ...], FibEntry | None, bool, int]:
+        vni = net.spec.vni
+        src_entry = self._learn(net, frame[6:12], now, port=name)
+        no_limit = 1 << 30
+        if frame[0] & 1:
+            return self._flood_from_port(net, name), src_entry, True, ETH_LEN + net.inner_mtu
+        entry = self.fib.lookup(vni, frame[:6])
+        if entry is None:
+            return self._flood_from_port(net, name), src_entry, True, ETH_LEN + net.inner_mtu
+        if entry.port is not None:
+            if entry.port == name:
+                return (), src_entry, False, no_limit  # hairpin: the destination is on the ingress port
+            return ((PORT, entry.port),), src_entry, False, no_limit
+        assert entry.vtep is not None
+        return ((VTEP, entry.vtep),), src_entry, False, ETH_LEN + net.inner_mtu
+
+    def _flood_from_port(self, net: _Net, name: str) -> tuple[Target, ...]:
+        return tuple((PORT, p) for p in net.ports if p != name) + net.flood_remote
+
+    def _too_big(self, net: _Net, name: str, frame: bytes) -> Result:
+        self.counters.drop("mtu", net.spec.vni, name)
+        try:
+            reply = frag_needed(frame, net.inner_mtu)
+        except DecodeError:
+            reply = None
+        if reply is None:
+            return NOTHING
+        return ((PORT, name),), reply
+
+    def _port_special(self, net: _Net, name: str, frame: bytes, now: float) -> Result | None:
+        """ARP and neighbour discovery: suppression and binding learning. None = forward normally."""
+        etype = frame[12:14]
+        if etype == ETH_ARP:
+            return self._arp(net, frame, now, ingress_port=name)
+        if etype == ETH_IPV6 and len(frame) >= 62 and frame[20] == IPPROTO_ICMPV6 and frame[54] in (
+                ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT):
+            return self._nd(net, frame, now, ingress_port=name)
+        return None
+
+    def _flood_result(self, net: _Net, name: str | None, frame: bytes) -> Result:
+        net.counters["flooded"] += 1
+        if name is None:
+            return tuple((PORT, p) for p in net.ports), frame
+        return self._flood_from_port(net, name), frame
+
+    def _learn_binding(self, net: _Net, ip: str, mac: str) -> None:
+        if net.spec.mode != "flood-learn" or ip in ("0.0.0.0", "::"):
+            return
+        old = self.bindings.get((net.spec.vni, ip))
+        if old is None or (old.origin == "learned" and old.mac != mac):
+            self.bindings[(net.spec.vni, ip)] = Binding(mac, "learned")
+            self._changed()
+
+    def _arp(self, net: _Net, frame: bytes, now: float, ingress_port: str) -> Result | None:
+        try:
+            arp, _, _ = Arp.parse(frame, ETH_LEN)
+        except DecodeError:
+            self.counters.drop("malformed", net.spec.vni, ingress_port)
+            return NOTHING
+        if arp.spa == arp.tpa or arp.op == Arp.REPLY:  # gratuitous ARP / replies announce a binding
+            self._learn_binding(net, arp.spa, arp.sha)
+        if arp.op != Arp.REQUEST or not net.spec.arp_suppression or arp.spa == arp.tpa:
+            return None
+        self._learn(net, frame[6:12], now, port=ingress_port)
+        b = self.bindings.get((net.spec.vni, arp.tpa))
+        if b is not None and b.mac != arp.sha:
+            net.counters["suppressed_arp"] += 1
+            return ((PORT, ingress_port),), arp_reply(arp, mac_from_bytes(frame[6:12]), b.mac)
+        if net.spec.unknown_arp == "drop":
+            self.counters.drop("unknown_arp", net.spec.vni, ingress_port)
+            return NOTHING
+        return self._flood_result(net, ingress_port, frame)
+
+    def _nd(self, net: _Net, frame: bytes, now: float, ingress_port: str) -> Result | None:
+        try:
+            ip6, off, end = IPv6.parse(frame, ETH_LEN)
+            if frame[off] == ND_NEIGHBOR_SOLICIT:
+                ns, _, _ = NeighborSolicit.parse(frame[:end], off)
+            else:
+                na, _, _ = NeighborAdvert.parse(frame[:end], off)
+                lla = na.lladdr()
+                if na.override and lla:
+                    self._learn_binding(net, na.target, lla)
+                return None
+        except DecodeError:
+            self.counters.drop("malformed", net.spec.vni, ingress_port)
+            return NOTHING
+        if not net.spec.arp_suppression:
+            return None
+        self._learn(net, frame[6:12], now, port=ingress_port)
+        b = self.bindings.get((net.spec.vni, ns.target))
+        src_lla = ns.lladdr()
+        if b is not None and b.mac != src_lla:
+            net.counters["suppressed_nd"] += 1
+            return ((PORT, ingress_port),), neighbor_advert(ip6, ns, mac_from_bytes(frame[6:12]), b.mac)
+        if net.spec.unknown_arp == "drop":
+            self.counters.drop("unknown_nd", net.spec.vni, ingress_port)
+            return NOTHING
+        return self._flood_result(net, ingress_port, frame)
+
+    def from_tunnel(self, vtep: str, vni: int, frame: bytes, now: float) -> Result:
+        """A frame decapsulated from remote VTEP `vtep` on `vni`: delivered to local ports only
+        (split horizon: a VTEP never sends what came from the underlay back into it)."""
+        net = self.networks.get(vni)
+        if net is None:
+            self.counters.drop("no_such_vni")
+            return NOTHING
+        nc = net.counters
+        nc["rx_frames"] += 1
+        nc["rx_bytes"] += len(frame)
+        if len(frame) < ETH_LEN:
+            self.counters.drop("bad_header", vni)
+            return NOTHING
+        if vtep == self.vtep_ip:
+            self.counters.drop("loop", vni)
+            return NOTHING
+        cache = self._check_cache()
+        key = (vtep, vni, frame[:ETH_LEN])
+        hit = cache.get(key)
+        if hit is None:
+            self.cache_misses += 1
+            learn = net.spec.mode == "flood-learn"
+            src_entry = self._learn(net, frame[6:12], now, vtep=vtep) if learn else None
+            if learn and frame[12:14] == ETH_ARP:
+                try:
+                    arp, _, _ = Arp.parse(frame, ETH_LEN)
+                    if arp.spa == arp.tpa or arp.op == Arp.REPLY:
+                        self._learn_binding(net, arp.spa, arp.sha)
+                except DecodeError:
+                    pass
+            if frame[0] & 1:
+                hit = (tuple((PORT, p) for p in net.ports), src_entry, True, 0)
+            else:
+                entry = self.fib.lookup(vni, frame[:6])
+                if entry is None:
+                    hit = (tuple((PORT, p) for p in net.ports), src_entry, True, 0)
+                elif entry.port is not None:
+                    hit = (((PORT, entry.port),), src_entry, False, 0)
+                else:
+                    hit = ((), src_entry, False, 0)
+            if frame[12:14] != ETH_ARP:
+                cache[key] = hit
+        else:
+            self.cache_hits += 1
+            if hit[1] is not None:
+                hit[1].last_seen = now
+        targets, _, flooded, _ = hit
+        if flooded:
+            nc["flooded"] += 1
+        if not targets:
+            self.counters.drop("split_horizon" if not flooded else "no_flood_target", vni)
+        return targets, frame
+
+    def count_tx(self, target: Target, vni: int, nbytes: int) -> None:
+        """The datapath reports what it actually sent (a send may fail: counted as a drop instead)."""
+        if target[0] == PORT:
+            pc = self.counters.port.get(target[1])
+            if pc is not None:
+                pc["tx_frames"] += 1
+                pc["tx_bytes"] += nbytes
+        else:
+            nc = self.counters.vni.get(vni)
+            if nc is not None:
+                nc["tx_frames"] += 1
+                nc["tx_bytes"] += nbytes
+
+    def port_vni(self, name: str) -> int:
+        return self.ports[name].vni
+
+    def snapshot(self) -> dict[str, object]:
+        """Counters plus table sizes, for `netweave vtep stats`."""
+        out = self.counters.snapshot()
+        out["fib_entries"] = len(self.fib)
+        out["bindings"] = len(self.bindings)
+        out["flow_cache"] = {"entries": len(self._cache), "hits": self.cache_hits,
+                             "misses": self.cache_misses}
+        return out
