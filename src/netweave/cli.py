@@ -4,6 +4,7 @@ Every failure is one line on stderr and a non-zero exit (DESIGN.md conventions);
 """
 
 import json
+import logging
 import sys
 
 import click
@@ -11,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from netweave.packet import GeneveOption, overhead_table
+from netweave.vtep.config import ConfigError, load
+from netweave.vtep.control import request
+from netweave.vtep.daemon import run
 
 
 class UsageFail(click.UsageError):
@@ -54,6 +58,60 @@ def encap_overhead(underlay_mtu: int, geneve_option_bytes: int, as_json: bool) -
         mtu = str(r.inner_mtu) if r.inner_mtu >= 68 else f"{r.inner_mtu} (does not fit)"
         table.add_row(r.encap, r.underlay, str(r.overhead_bytes), mtu)
     Console().print(table)
+
+
+@app.group("vtep", invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The VTEP's YAML file.")
+@click.option("--control-socket", help="Unix socket for run-time changes and stats.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the VTEP does.")
+@click.pass_context
+def vtep(ctx: click.Context, config_path: str | None, control_socket: str | None, verbose: bool) -> None:
+    """Run a standalone software VTEP until SIGTERM (or talk to one: `netweave vtep stats`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if config_path is None:
+        raise UsageFail("--config FILE is required to run a VTEP")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        run(cfg, control_socket)
+    except (OSError, KeyError, ValueError) as exc:
+        raise click.ClickException(f"vtep: {' '.join(str(exc).split())}") from None
+
+
+@vtep.command("stats")
+@click.option("--control-socket", required=True, help="The running VTEP's control socket.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def vtep_stats(control_socket: str, as_json: bool) -> None:
+    """Counters of a running VTEP: per VNI, per port, drops by reason, table sizes."""
+    try:
+        stats = request(control_socket, "stats")
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(stats, indent=2, sort_keys=True))
+        return
+    console = Console()
+    for title, rows in (("VNI", stats["vni"]), ("port", stats["port"])):
+        if not rows:
+            continue
+        cols = list(next(iter(rows.values())))
+        table = Table(title=f"per {title}")
+        table.add_column(title)
+        for c in cols:
+            table.add_column(c, justify="right")
+        for key, counters in rows.items():
+            table.add_row(key, *(str(counters[c]) for c in cols))
+        console.print(table)
+    drops = ", ".join(f"{k}={v}" for k, v in stats["drops"].items()) or "none"
+    console.print(f"drops: {drops}")
+    fc = stats["flow_cache"]
+    console.print(f"fib entries: {stats['fib_entries']}  bindings: {stats['bindings']}  "
+                  f"flow cache: {fc['entries']} entries, {fc['hits']} hits, {fc['misses']} misses")
 
 
 def main(argv: list[str] | None = None) -> None:

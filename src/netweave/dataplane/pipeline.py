@@ -83,7 +83,7 @@ class Dataplane:
     def add_network(self, net: Network) -> None:
         """Add or update a network; its ports and FIB entries stay."""
         old = self.networks.get(net.vni)
-        mtu = self.underlay_mtu - overhead_bytes(net.encap, self.underlay)
+        mtu = self.underlay_mtu - overhead_bytes(net.encap, self.underlay, net.geneve_options)
         state = _Net(net, mtu, old.ports if old else [], counters=self.counters.add_vni(net.vni))
         if net.multicast_group:
             state.flood_remote = ((GROUP, net.multicast_group),)

@@ -9,6 +9,7 @@ from typing import Literal
 
 from netweave.packet.addr import ip_to_bytes, mac_to_bytes
 from netweave.packet.encap import check_vni
+from netweave.packet.tunnel import GeneveOption
 
 Mode = Literal["flood-learn", "static"]
 UnknownArp = Literal["flood", "drop"]
@@ -36,9 +37,14 @@ class Network:
     multicast_group: str | None = None  # or one IP multicast group per VNI
     arp_suppression: bool = True
     unknown_arp: UnknownArp = "flood"
+    geneve_options: tuple[GeneveOption, ...] = ()  # sent with every Geneve packet of this network
 
     def __post_init__(self) -> None:
         check_vni(self.encap, self.vni)
+        if self.geneve_options and self.encap != "geneve":
+            raise ValueError(f"vni {self.vni}: geneve_options need encap geneve")
+        for opt in self.geneve_options:
+            opt.build()  # ValueError for data that is not a whole number of 4-byte words
         if self.encap not in ("vxlan", "geneve", "nvgre", "gre"):
             raise ValueError(f"vni {self.vni}: encap {self.encap!r} has no VTEP datapath "
                              "(use vxlan, geneve, nvgre or gre)")

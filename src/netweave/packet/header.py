@@ -341,6 +341,12 @@ class Header:
         return obj, hdr_end, payload_end
 
     @classmethod
+    def unpack_values(cls, buf: bytes | memoryview, offset: int = 0) -> tuple[Any, ...]:
+        """The fixed part's field values in declaration order, without building an object: the
+        datapath's per-packet path (DecodeError when truncated, like `parse`)."""
+        return cls._unpack_fixed(buf, offset)
+
+    @classmethod
     def from_bytes(cls, buf: bytes) -> Self:
         """Decode a header that must span exactly `buf`'s header part (payload ignored)."""
         return cls.parse(buf, 0)[0]

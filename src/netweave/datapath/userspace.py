@@ -1,0 +1,243 @@
+"""The userspace datapath: the `dataplane` pipeline on real I/O (TAPs for VM ports, sockets for tunnels).
+
+One thread, one selector. Each readable descriptor is drained in a batch (up to BATCH frames) before the
+next, so a busy port cannot starve the others for long. Every frame goes through `Dataplane.from_port` /
+`from_tunnel`; on the flow-cached path that is a dict lookup, the rest is encapsulation and syscalls.
+Malformed underlay packets are counted (`bad_header`, `wrong_encap`, `critical_option`) and dropped.
+"""
+
+import errno
+import logging
+import os
+import selectors
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from netweave.datapath.sockets import UnderlaySockets
+from netweave.datapath.tap import Tap, open_tap
+from netweave.dataplane import PORT, Dataplane
+from netweave.model import Network, Port, Remote
+from netweave.packet import DecodeError, Geneve, Gre, Vxlan, entropy_port, flow_hash, nvgre_key
+from netweave.packet.l2 import ETH_P_TEB
+from netweave.packet.tunnel import GENEVE_PORT, VXLAN_FLAG_I, VXLAN_PORT
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+MAX_FRAME = 65536
+AGE_EVERY_S = 5.0
+_UDP = struct.Struct("!HHHH")
+
+
+class _Encapsulator:
+    """Per-network sender: the tunnel header is built once from the codecs, per packet only the UDP
+    source port (or NVGRE FlowID) changes with the inner flow."""
+
+    def __init__(self, net: Network, sockets: UnderlaySockets) -> None:
+        self.encap = net.encap
+        self.sockets = sockets
+        if net.encap == "vxlan":
+            self.header, self.dport = Vxlan(vni=net.vni).build(), VXLAN_PORT
+        elif net.encap == "geneve":
+            opts = list(net.geneve_options)
+            self.header = Geneve(vni=net.vni, options=opts, c=int(any(o.critical for o in opts))).build()
+            self.dport = GENEVE_PORT
+        elif net.encap == "gre":
+            self.header, self.dport = Gre(key=net.vni, protocol=ETH_P_TEB).build(), 0
+        else:
+            self.header, self.dport = b"", 0
+            self.vni = net.vni
+
+    def send(self, frame: bytes, dst: str) -> int:
+        h = flow_hash(frame)
+        if self.dport:
+            body = self.header + frame
+            dgram = _UDP.pack(entropy_port(h), self.dport, 8 + len(body), 0) + body
+            return self.sockets.udp_tx.sendto(dgram, (dst, 0))
+        if self.encap == "nvgre":
+            hdr = Gre(key=nvgre_key(self.vni, h & 0xFF), protocol=ETH_P_TEB).build()
+            return self.sockets.gre.sendto(hdr + frame, (dst, 0))
+        return self.sockets.gre.sendto(self.header + frame, (dst, 0))
+
+
+class UserspaceDatapath:
+    """Owns the TAPs, the underlay sockets and the Dataplane tables; `run()` forwards until `stop()`."""
+
+    def __init__(self, vtep_ip: str, *, underlay_mtu: int = 1500, aging_s: float = 300.0) -> None:
+        self.dp = Dataplane(vtep_ip, underlay_mtu=underlay_mtu, aging_s=aging_s)
+        self.sockets = UnderlaySockets(vtep_ip)
+        self.sel = selectors.DefaultSelector()
+        self.taps: dict[str, Tap] = {}
+        self._tap_by_fd: dict[int, str] = {}
+        self.encaps: dict[int, _Encapsulator] = {}
+        self._stopping = False
+        self._last_age = time.monotonic()
+        for sock, encap in self.sockets.receivers():
+            self.sel.register(sock, selectors.EVENT_READ, (self._on_underlay, encap))
+
+    # ---------------------------------------------------------------- configuration
+    def capabilities(self) -> dict[str, Any]:
+        return {"datapath": "userspace", "encaps": ["vxlan", "geneve", "gre", "nvgre"],
+                "arp_suppression": True, "nd_suppression": True, "multicast": True}
+
+    def add_network(self, net: Network) -> None:
+        self.dp.add_network(net)
+        self.encaps[net.vni] = _Encapsulator(net, self.sockets)
+        if net.multicast_group:
+            self.sockets.join(net.multicast_group)
+
+    def remove_network(self, vni: int) -> None:
+        ports = [p for p, spec in self.dp.ports.items() if spec.vni == vni]
+        for name in ports:
+            self.remove_port(name)
+        self.dp.remove_network(vni)
+        self.encaps.pop(vni, None)
+
+    def add_port(self, port: Port) -> None:
+        """Create (or re-attach to) the port's TAP in its namespace; MTU = the network's tenant MTU."""
+        if port.vni not in self.dp.networks:
+            raise KeyError(f"no network with vni {port.vni}")
+        if port.name in self.taps:
+            self.remove_port(port.name)
+        tap = open_tap(port.name, port.netns, mac=port.mac, mtu=self.dp.inner_mtu(port.vni))
+        self.dp.add_port(port)
+        self.taps[port.name] = tap
+        self._tap_by_fd[tap.fd] = port.name
+        self.sel.register(tap.fd, selectors.EVENT_READ, (self._on_tap, port.name))
+        log.info("port=%s vni=%s netns=%s %s", port.name, port.vni, port.netns,
+                 "created" if tap.created else "re-attached")
+
+    def remove_port(self, name: str, *, delete_device: bool = True) -> None:
+        tap = self.taps.pop(name, None)
+        if tap is not None:
+            self.sel.unregister(tap.fd)
+            self._tap_by_fd.pop(tap.fd, None)
+            tap.close(remove=delete_device)
+        if name in self.dp.ports:
+            self.dp.remove_port(name)
+
+    def add_remote(self, remote: Remote, origin: str = "static") -> None:
+        self.dp.add_remote(remote, origin)
+
+    def register(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
+        """Let a service (the control socket) share the loop: `callback(fileobj)` when readable."""
+        self.sel.register(fileobj, selectors.EVENT_READ, (lambda _e, f=fileobj: callback(f), None))
+
+    def unregister(self, fileobj: Any) -> None:
+        self.sel.unregister(fileobj)
+
+    def stats(self) -> dict[str, object]:
+        return self.dp.snapshot()
+
+    # ---------------------------------------------------------------- forwarding
+    def _emit(self, targets: tuple[tuple[int, str], ...], frame: bytes, vni: int) -> None:
+        for kind, name in targets:
+            try:
+                if kind == PORT:
+                    tap = self.taps.get(name)
+                    if tap is None:
+                        continue
+                    os.write(tap.fd, frame)
+                else:
+                    self.encaps[vni].send(frame, name)
+            except OSError as exc:
+                reason = "tx_full" if exc.errno in (errno.EAGAIN, errno.ENOBUFS) else "tx_error"
+                self.dp.counters.drop(reason, vni, name if kind == PORT else None)
+                continue
+            self.dp.count_tx((kind, name), vni, len(frame))
+
+    def _on_tap(self, name: str) -> None:
+        tap = self.taps.get(name)
+        if tap is None:
+            return
+        dp, now = self.dp, time.monotonic()
+        vni = dp.ports[name].vni
+        for _ in range(BATCH):
+            try:
+                frame = os.read(tap.fd, MAX_FRAME)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("port=%s read failed: %s", name, exc)
+                return
+            targets, out = dp.from_port(name, frame, now)
+            if targets:
+                # a reply the VTEP built (ARP/ND, ICMP too-big) goes back to the port, not the tunnel
+                self._emit(targets, out, vni)
+
+    def _on_underlay(self, encap: str) -> None:
+        sock = self.sockets.gre if encap == "gre" else self.sockets.udp_rx[encap]
+        now = time.monotonic()
+        for _ in range(BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_FRAME)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("underlay %s receive failed: %s", encap, exc)
+                return
+            src = addr[0]
+            try:
+                vni, inner, kind = self._decap(encap, data)
+            except DecodeError:
+                self.dp.counters.drop("bad_header")
+                continue
+            spec = self.dp.networks.get(vni)
+            if spec is not None and spec.spec.encap != kind:
+                self.dp.counters.drop("wrong_encap", vni)
+                continue
+            targets, out = self.dp.from_tunnel(src, vni, inner, now)
+            if targets:
+                self._emit(targets, out, vni)
+
+    def _decap(self, encap: str, data: bytes) -> tuple[int, bytes, str]:
+        """(vni, inner frame, encapsulation) of a tunnel payload; DecodeError for anything malformed."""
+        if encap == "vxlan":
+            flags, _, vni, _ = Vxlan.unpack_values(data)
+            if not flags & VXLAN_FLAG_I:
+                raise DecodeError("VXLAN I flag clear")
+            return vni, data[Vxlan.size:], "vxlan"
+        if encap == "geneve":
+            gen, off, _ = Geneve.parse(data)
+            if gen.protocol != ETH_P_TEB or any(o.critical for o in gen.options):
+                raise DecodeError("Geneve: not Ethernet, or a critical option we do not implement")
+            return gen.vni, data[off:], "geneve"
+        off = 0
+        if not self.sockets.v6:  # raw IPv4 sockets deliver the IP header too
+            if len(data) < 20:
+                raise DecodeError("short IPv4 header")
+            off = (data[0] & 0x0F) * 4
+        gre, end, _ = Gre.parse(data, off)
+        if gre.protocol != ETH_P_TEB or gre.key is None:
+            raise DecodeError("GRE: not Ethernet or no key")
+        net_by_key = self.dp.networks.get(gre.key)
+        if net_by_key is not None and net_by_key.spec.encap == "gre":
+            return gre.key, data[end:], "gre"
+        return gre.key >> 8, data[end:], "nvgre"
+
+    def run_once(self, timeout: float = 1.0) -> None:
+        for key, _ in self.sel.select(timeout):
+            handler, arg = key.data
+            handler(arg)
+        now = time.monotonic()
+        if now - self._last_age >= AGE_EVERY_S:
+            self._last_age = now
+            self.dp.age(now)
+
+    def run(self) -> None:
+        while not self._stopping:
+            self.run_once()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def close(self, *, remove_devices: bool = True) -> None:
+        """Release everything; with `remove_devices` the TAPs are deleted (SIGTERM), otherwise they
+        stay for the next daemon to re-attach (an upgrade or restart)."""
+        for name in list(self.taps):
+            self.remove_port(name, delete_device=remove_devices)
+        self.sel.close()
+        self.sockets.close()
+

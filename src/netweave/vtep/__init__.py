@@ -1,0 +1,1 @@
+"""The standalone VTEP daemon (`netweave vtep`): config file, control socket, signal handling."""

@@ -1,0 +1,130 @@
+"""The standalone VTEP's YAML file: schema (pydantic, unknown keys rejected) -> model value types.
+
+Errors name the place in the file: `networks[0].ports[1].mac: not a MAC address: 'zz'`.
+"""
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from netweave.model import Network, Port, Remote, VtepConfig
+from netweave.packet import GeneveOption
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message is one line, fit for stderr."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class PortIn(_Strict):
+    name: str
+    netns: str | None = None
+    mac: str
+    ip: str | list[str] | None = None
+
+
+class RemoteIn(_Strict):
+    mac: str
+    vtep: str
+    ip: str | list[str] | None = None
+
+
+class GeneveOptionIn(_Strict):
+    option_class: int = Field(ge=0, le=0xFFFF, alias="class")
+    type: int = Field(ge=0, le=0xFF)
+    data: str = ""  # hex
+
+
+class NetworkIn(_Strict):
+    vni: int = Field(ge=0)
+    encap: Literal["vxlan", "geneve", "nvgre", "gre"] = "vxlan"
+    mode: Literal["flood-learn", "static"] = "flood-learn"
+    flood: list[str] = []
+    multicast_group: str | None = None
+    arp_suppression: bool = True
+    unknown_arp: Literal["flood", "drop"] = "flood"
+    geneve_options: list[GeneveOptionIn] = []
+    ports: list[PortIn] = []
+    remote: list[RemoteIn] = []
+
+
+class VtepIn(_Strict):
+    vtep_ip: str
+    underlay_mtu: int = Field(default=1500, ge=576, le=65535)
+    aging_s: float = Field(default=300.0, gt=0)
+    networks: list[NetworkIn] = []
+
+
+def _ips(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "file"
+
+
+def build(data: Any) -> VtepConfig:
+    """Validate a parsed document and turn it into the model; ConfigError on the first problem."""
+    try:
+        doc = VtepIn.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{_where(tuple(err['loc']))}: {err['msg']}") from None
+    networks, ports, remotes = [], [], []
+    seen_ports: set[str] = set()
+    try:
+        Remote(vni=0, mac="02:00:00:00:00:00", vtep=doc.vtep_ip)  # validates the address
+    except ValueError as exc:
+        raise ConfigError(f"vtep_ip: {exc}") from None
+    for i, n in enumerate(doc.networks):
+        where = f"networks[{i}]"
+        try:
+            opts = tuple(GeneveOption(option_class=o.option_class, type=o.type, data=bytes.fromhex(o.data))
+                         for o in n.geneve_options)
+            networks.append(Network(vni=n.vni, encap=n.encap, mode=n.mode, flood=tuple(n.flood),
+                                    multicast_group=n.multicast_group, arp_suppression=n.arp_suppression,
+                                    unknown_arp=n.unknown_arp, geneve_options=opts))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        for j, p in enumerate(n.ports):
+            if p.name in seen_ports:
+                raise ConfigError(f"{where}.ports[{j}]: port name {p.name!r} used twice")
+            seen_ports.add(p.name)
+            try:
+                ports.append(Port(name=p.name, vni=n.vni, mac=p.mac, ips=_ips(p.ip), netns=p.netns))
+            except ValueError as exc:
+                raise ConfigError(f"{where}.ports[{j}]: {exc}") from None
+        for j, r in enumerate(n.remote):
+            try:
+                remotes.append(Remote(vni=n.vni, mac=r.mac, vtep=r.vtep, ips=_ips(r.ip)))
+            except ValueError as exc:
+                raise ConfigError(f"{where}.remote[{j}]: {exc}") from None
+    vnis = [n.vni for n in networks]
+    if len(set(vnis)) != len(vnis):
+        raise ConfigError("networks: a vni appears twice")
+    return VtepConfig(vtep_ip=doc.vtep_ip, underlay_mtu=doc.underlay_mtu, networks=tuple(networks),
+                      ports=tuple(ports), remotes=tuple(remotes), aging_s=doc.aging_s)
+
+
+def load(path: str | Path) -> VtepConfig:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return build(data)
