@@ -211,7 +211,9 @@ def test_counters_per_port_and_vni(dp: Dataplane) -> None:
     dp.count_tx((PORT, "vm2"), 5000, len(frame))
     snap = dp.snapshot()
     assert snap["port"]["vm1"]["rx_bytes"] == 100 and snap["port"]["vm2"]["tx_frames"] == 1  # type: ignore[index]
-    assert snap["vni"]["5000"]["rx_frames"] == 1  # type: ignore[index]
+    assert snap["vni"]["5000"]["rx_frames"] == 0  # only underlay frames count per VNI  # type: ignore[index]
+    dp.from_tunnel(PEER1, 5000, frame, 1)
+    assert dp.snapshot()["vni"]["5000"]["rx_frames"] == 1  # type: ignore[index]
 
 
 def test_bad_frames_are_counted_not_raised(dp: Dataplane) -> None:

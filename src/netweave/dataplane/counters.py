@@ -1,5 +1,9 @@
 """Counters per VNI and per port, and drops by reason: what `netweave vtep stats` shows.
 
+Per VNI, rx/tx count the underlay side (frames received from / sent to remote VTEPs on that VNI); per
+port, rx/tx count what the VM sent / was given. So a VNI's rx_frames rising on a host proves that
+traffic of that VNI reached this VTEP over the tunnel.
+
 Plain dicts of ints, so the hot path pays one dict increment per counter it touches.
 """
 

@@ -207,8 +207,6 @@ class Dataplane:
         pc["rx_bytes"] += len(frame)
         net = self.networks[port.vni]
         nc = net.counters
-        nc["rx_frames"] += 1
-        nc["rx_bytes"] += len(frame)
         if len(frame) < ETH_LEN:
             self.counters.drop("bad_header", port.vni, name)
             return NOTHING
