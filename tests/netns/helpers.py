@@ -63,7 +63,8 @@ class Capture:
         return self.path
 
     def fields(self, *fields: str, display_filter: str = "", decode_as: list[str] | None = None) -> list[list[str]]:
-        args = ["tshark", "-n", "-r", str(self.path), "-T", "fields", "-E", "separator=|"]
+        # occurrence=f: the first (outermost) value of fields that repeat in tunnels (ip.src, eth.type)
+        args = ["tshark", "-n", "-r", str(self.path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
         for f in fields:
             args += ["-e", f]
         if display_filter:
