@@ -41,8 +41,15 @@ def ours(frames: list[bytes], v6: bool) -> Callable[[bytes], bytes]:
     src, dst = ("2001:db8::1", "2001:db8::2") if v6 else ("192.0.2.1", "192.0.2.2")
 
     def run(inner: bytes) -> bytes:
-        outer = encapsulate(inner, encap="vxlan", vni=5000, src_ip=src, dst_ip=dst,
-                            src_mac=OUTER_SRC_MAC, dst_mac=OUTER_DST_MAC)
+        outer = encapsulate(
+            inner,
+            encap="vxlan",
+            vni=5000,
+            src_ip=src,
+            dst_ip=dst,
+            src_mac=OUTER_SRC_MAC,
+            dst_mac=OUTER_DST_MAC,
+        )
         return decapsulate(outer).inner
 
     return run
@@ -52,8 +59,13 @@ def scapy(frames: list[bytes], v6: bool) -> Callable[[bytes], bytes]:
     def run(inner: bytes) -> bytes:
         ip = IPv6(src="2001:db8::1", dst="2001:db8::2") if v6 else IP(src="192.0.2.1", dst="192.0.2.2")
         sport = entropy_port(flow_hash(inner))
-        outer = bytes(Ether(src=OUTER_SRC_MAC, dst=OUTER_DST_MAC) / ip / UDP(sport=sport, dport=4789)
-                      / VXLAN(vni=5000) / Raw(inner))
+        outer = bytes(
+            Ether(src=OUTER_SRC_MAC, dst=OUTER_DST_MAC)
+            / ip
+            / UDP(sport=sport, dport=4789)
+            / VXLAN(vni=5000)
+            / Raw(inner)
+        )
         return bytes(Ether(outer)[VXLAN].payload)
 
     return run
@@ -84,15 +96,23 @@ def main() -> None:
             assert o(f) == f and s(f) == f
         s_fps = measure(s, frames, args.seconds)
         o_fps = measure(o, frames, args.seconds)
-        results.append({"underlay": "ipv6" if v6 else "ipv4", "netweave_fps": round(o_fps),
-                        "scapy_fps": round(s_fps), "ratio": round(o_fps / s_fps, 1)})
+        results.append(
+            {
+                "underlay": "ipv6" if v6 else "ipv4",
+                "netweave_fps": round(o_fps),
+                "scapy_fps": round(s_fps),
+                "ratio": round(o_fps / s_fps, 1),
+            }
+        )
     if args.json:
         print(json.dumps(results))
         return
     print("VXLAN encapsulate + decapsulate of a 1,400-byte TCP frame (frames per second, one core)")
     for r in results:
-        print(f"  {r['underlay']} underlay: netweave {r['netweave_fps']:>8,}  scapy {r['scapy_fps']:>6,}"
-              f"  ratio {r['ratio']}x (target >= 20x)")
+        print(
+            f"  {r['underlay']} underlay: netweave {r['netweave_fps']:>8,}  scapy {r['scapy_fps']:>6,}"
+            f"  ratio {r['ratio']}x (target >= 20x)"
+        )
 
 
 if __name__ == "__main__":

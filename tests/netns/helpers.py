@@ -62,9 +62,22 @@ class Capture:
         self.proc.wait(15)
         return self.path
 
-    def fields(self, *fields: str, display_filter: str = "", decode_as: list[str] | None = None) -> list[list[str]]:
+    def fields(
+        self, *fields: str, display_filter: str = "", decode_as: list[str] | None = None
+    ) -> list[list[str]]:
         # occurrence=f: the first (outermost) value of fields that repeat in tunnels (ip.src, eth.type)
-        args = ["tshark", "-n", "-r", str(self.path), "-T", "fields", "-E", "separator=|", "-E", "occurrence=f"]
+        args = [
+            "tshark",
+            "-n",
+            "-r",
+            str(self.path),
+            "-T",
+            "fields",
+            "-E",
+            "separator=|",
+            "-E",
+            "occurrence=f",
+        ]
         for f in fields:
             args += ["-e", f]
         if display_filter:

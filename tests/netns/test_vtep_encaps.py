@@ -1,15 +1,12 @@
 """Every encapsulation end to end over IPv4 and IPv6 underlays, checked on the wire by tshark; and
 interop with the Linux kernel's VXLAN (a VTEP nobody here wrote): ping and iperf3 TCP both ways."""
 
-import json
 import shutil
-import subprocess
-import time
 
 import pytest
 
 from .helpers import Capture, mac, net, port, stats
-from .topo import Topology, sh
+from .topo import Topology, iperf, kernel_vtep
 
 OPTION = {"class": 0x0102, "type": 0x01, "data": "0000abcd"}  # non-critical, OVN's class
 
@@ -35,8 +32,9 @@ CASES = [("vxlan", 0x123456), ("geneve", 0xABCDE), ("nvgre", 0x4321), ("gre", 77
 
 @pytest.mark.parametrize(("encap", "vni"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize("underlay", ["ipv4", "ipv6"])
-def test_every_encapsulation_on_the_wire(request: pytest.FixtureRequest, encap: str, vni: int,
-                                         underlay: str) -> None:
+def test_every_encapsulation_on_the_wire(
+    request: pytest.FixtureRequest, encap: str, vni: int, underlay: str
+) -> None:
     topo = request.getfixturevalue("topo6" if underlay == "ipv6" else "topo")
     v1, _ = two_hosts(topo, vni, encap)
     cap = Capture(topo, topo.hosts["h1"], "eth0", "udp or proto 47 or ip6 proto 47")
@@ -48,8 +46,9 @@ def test_every_encapsulation_on_the_wire(request: pytest.FixtureRequest, encap: 
         assert rows and all(int(r[1]) == vni for r in rows)
         assert all(49152 <= int(r[3]) <= 65535 for r in rows)
     elif encap == "geneve":
-        rows = cap.fields(ipf, "geneve.vni", "geneve.option.class", "geneve.option.unknown.data",
-                          display_filter="icmp")
+        rows = cap.fields(
+            ipf, "geneve.vni", "geneve.option.class", "geneve.option.unknown.data", display_filter="icmp"
+        )
         assert rows and all(int(r[1], 16) == vni for r in rows)
         assert all(int(r[2], 0) == OPTION["class"] and r[3].replace(":", "") == OPTION["data"] for r in rows)
     else:
@@ -60,44 +59,19 @@ def test_every_encapsulation_on_the_wire(request: pytest.FixtureRequest, encap: 
     assert {r[0] for r in rows} == {topo.underlay_ip(1), topo.underlay_ip(2)}, "both directions seen"
 
 
-def kernel_vtep(topo: Topology, host: str, vtep_ip: str, peer: str, vni: int, vm_ns: str, vm_ip: str) -> None:
-    """The Linux kernel as the other VTEP: vxlan device + bridge + veth into the VM, set up with ip/bridge."""
-    hns = topo.hosts[host]
-    sh("ip", "-n", hns, "link", "add", "vx0", "type", "vxlan", "id", str(vni), "local", vtep_ip,
-       "dstport", "4789", "nolearning")
-    sh("ip", "-n", hns, "link", "add", "br0", "type", "bridge")
-    sh("ip", "-n", hns, "link", "set", "vx0", "master", "br0", "up")
-    sh("ip", "-n", hns, "link", "add", "vmk", "type", "veth", "peer", "name", "eth0", "netns", vm_ns)
-    sh("ip", "-n", hns, "link", "set", "vmk", "master", "br0", "up")
-    sh("ip", "-n", hns, "link", "set", "br0", "up")
-    sh("bridge", "-n", hns, "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", peer)
-    sh("ip", "-n", vm_ns, "link", "set", "eth0", "mtu", "1450", "up")
-    sh("ip", "-n", vm_ns, "addr", "add", f"{vm_ip}/24", "dev", "eth0")
-    # veth checksum offload: frames would reach our userspace VTEP with partial TCP checksums
-    for ns, dev in ((vm_ns, "eth0"), (hns, "vmk")):
-        sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off")
-
-
-def iperf(topo: Topology, client_ns: str, server_ns: str, server_ip: str, seconds: int = 2) -> float:
-    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server_ip],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    topo.procs.append(srv)  # type: ignore[arg-type]
-    time.sleep(0.5)
-    r = sh("ip", "netns", "exec", client_ns, "iperf3", "-c", server_ip, "-t", str(seconds), "-J",
-           timeout=seconds + 30)
-    srv.wait(10)
-    data = json.loads(r.stdout)
-    return float(data["end"]["sum_received"]["bits_per_second"])
-
-
 @pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 not installed")
 def test_interop_with_linux_kernel_vxlan(topo: Topology) -> None:
     topo.add_host("h1", 1)
     topo.add_host("h2", 2)
     vk, vu = topo.ns("vk"), topo.ns("vu")
     kernel_vtep(topo, "h1", "198.18.0.1", "198.18.0.2", 4242, vk, "10.42.0.1")
-    _, sock = topo.vtep("h2", {"vtep_ip": "198.18.0.2", "networks": [
-        net(4242, ["198.18.0.1"], [port("vm2", vu, mac(2, 0x42), "10.42.0.2")])]})
+    _, sock = topo.vtep(
+        "h2",
+        {
+            "vtep_ip": "198.18.0.2",
+            "networks": [net(4242, ["198.18.0.1"], [port("vm2", vu, mac(2, 0x42), "10.42.0.2")])],
+        },
+    )
     topo.vm_addr(vu, "vm2", "10.42.0.2/24")
     assert topo.ping(vu, "10.42.0.1", count=3), "userspace -> kernel"
     assert topo.ping(vk, "10.42.0.2", count=3), "kernel -> userspace"

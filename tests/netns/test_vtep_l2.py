@@ -23,10 +23,13 @@ def three_hosts_two_tenants(topo: Topology, **netopts: object) -> dict[str, obje
         others = [ip for j, ip in enumerate(UL, 1) if j != i]
         blue_ns, red_ns = topo.ns(f"b{i}"), topo.ns(f"r{i}")
         red_mac = mac(1, 1) if i == 2 else mac(0x20 + i, 1)
-        cfg = {"vtep_ip": UL[i - 1], "networks": [
-            net(100, others, [port(f"blue{i}", blue_ns, mac(i, 1), f"10.0.0.{i}")], **netopts),
-            net(200, others, [port(f"red{i}", red_ns, red_mac, f"10.0.0.{i}")], **netopts),
-        ]}
+        cfg = {
+            "vtep_ip": UL[i - 1],
+            "networks": [
+                net(100, others, [port(f"blue{i}", blue_ns, mac(i, 1), f"10.0.0.{i}")], **netopts),
+                net(200, others, [port(f"red{i}", red_ns, red_mac, f"10.0.0.{i}")], **netopts),
+            ],
+        }
         proc, sock = topo.vtep(f"h{i}", cfg)
         topo.vm_addr(blue_ns, f"blue{i}", f"10.0.0.{i}/24")
         topo.vm_addr(red_ns, f"red{i}", f"10.0.0.{i}/24")
@@ -57,12 +60,21 @@ def test_flood_and_learn_then_unicast_reaches_only_the_right_vtep(topo: Topology
         topo.add_host(f"h{i}", i)
         vmns[i] = topo.ns(f"v{i}")
         # no IPv6 in these VMs: its DAD/MLD/RS multicast would (rightly) be flooded and blur the count
-        sh("ip", "netns", "exec", vmns[i], "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-           "net.ipv6.conf.default.disable_ipv6=1")
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            vmns[i],
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        )
         others = [ip for j, ip in enumerate(UL, 1) if j != i]
         extra = {"multicast_group": "239.1.1.1"} if flood == "multicast" else {}
-        n = net(300, [] if extra else others, [port(f"vm{i}", vmns[i], mac(i, 1))], arp_suppression=False,
-                **extra)
+        n = net(
+            300, [] if extra else others, [port(f"vm{i}", vmns[i], mac(i, 1))], arp_suppression=False, **extra
+        )
         if extra:
             sh("ip", "-n", topo.hosts[f"h{i}"], "route", "add", "239.0.0.0/8", "dev", "eth0")
         _, socks[i] = topo.vtep(f"h{i}", {"vtep_ip": UL[i - 1], "networks": [n]})
@@ -84,10 +96,19 @@ def test_arp_and_nd_suppression_keep_neighbour_discovery_off_the_underlay(topo: 
     v1, v2 = topo.ns("v1"), topo.ns("v2")
     ips1, ips2 = ["10.4.0.1", "fd00:4::1"], ["10.4.0.2", "fd00:4::2"]
     for i, vns, mine, peer in ((1, v1, ips1, ips2), (2, v2, ips2, ips1)):
-        cfg = {"vtep_ip": UL[i - 1], "networks": [{
-            "vni": 400, "mode": "static", "flood": [UL[2 - i]], "unknown_arp": "drop",
-            "ports": [port(f"vm{i}", vns, mac(i, 4), mine)],
-            "remote": [{"mac": mac(3 - i, 4), "vtep": UL[2 - i], "ip": peer}]}]}
+        cfg = {
+            "vtep_ip": UL[i - 1],
+            "networks": [
+                {
+                    "vni": 400,
+                    "mode": "static",
+                    "flood": [UL[2 - i]],
+                    "unknown_arp": "drop",
+                    "ports": [port(f"vm{i}", vns, mac(i, 4), mine)],
+                    "remote": [{"mac": mac(3 - i, 4), "vtep": UL[2 - i], "ip": peer}],
+                }
+            ],
+        }
         topo.vtep(f"h{i}", cfg)
         topo.vm_addr(vns, f"vm{i}", f"{mine[0]}/24", f"{mine[1]}/64")
     cap = Capture(topo, topo.hosts["h1"], "eth0", "udp port 4789")
@@ -108,17 +129,40 @@ def test_mtu_too_big_with_df_gets_frag_needed(topo: Topology) -> None:
     topo.add_host("h2", 2)
     v1, v2 = topo.ns("v1"), topo.ns("v2")
     for i, vns in ((1, v1), (2, v2)):
-        topo.vtep(f"h{i}", {"vtep_ip": UL[i - 1], "networks": [
-            net(500, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 5), f"10.5.0.{i}")])]})
+        topo.vtep(
+            f"h{i}",
+            {
+                "vtep_ip": UL[i - 1],
+                "networks": [net(500, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 5), f"10.5.0.{i}")])],
+            },
+        )
         topo.vm_addr(vns, f"vm{i}", f"10.5.0.{i}/24")
     mtu = sh("ip", "-n", v1, "-o", "link", "show", "vm1").stdout
     assert "mtu 1450" in mtu, "the VM port gets the underlay MTU minus the VXLAN overhead"
     assert topo.ping(v1, "10.5.0.2", count=2, size=1450 - 28, df=True), "a just-fitting packet passes"
     # raise the VM's MTU so it can send a too-big frame; the VTEP must say frag-needed with 1450
     sh("ip", "-n", v1, "link", "set", "vm1", "mtu", "1500")
-    r = sh("ip", "netns", "exec", v1, "ping", "-n", "-c", "2", "-W", "1", "-M", "do", "-s", "1450", "10.5.0.2",
-           check=False)
-    assert "mtu = 1450" in r.stdout + r.stderr or "message too long, mtu=1450" in (r.stdout + r.stderr).lower()
+    r = sh(
+        "ip",
+        "netns",
+        "exec",
+        v1,
+        "ping",
+        "-n",
+        "-c",
+        "2",
+        "-W",
+        "1",
+        "-M",
+        "do",
+        "-s",
+        "1450",
+        "10.5.0.2",
+        check=False,
+    )
+    assert (
+        "mtu = 1450" in r.stdout + r.stderr or "message too long, mtu=1450" in (r.stdout + r.stderr).lower()
+    )
 
 
 def test_malformed_underlay_packets_are_counted_and_dropped_and_sigterm_cleans_up(topo: Topology) -> None:
@@ -127,16 +171,28 @@ def test_malformed_underlay_packets_are_counted_and_dropped_and_sigterm_cleans_u
     v1, v2 = topo.ns("v1"), topo.ns("v2")
     procs, socks = {}, {}
     for i, vns in ((1, v1), (2, v2)):
-        procs[i], socks[i] = topo.vtep(f"h{i}", {"vtep_ip": UL[i - 1], "networks": [
-            net(600, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 6), f"10.6.0.{i}")])]})
+        procs[i], socks[i] = topo.vtep(
+            f"h{i}",
+            {
+                "vtep_ip": UL[i - 1],
+                "networks": [net(600, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 6), f"10.6.0.{i}")])],
+            },
+        )
         topo.vm_addr(vns, f"vm{i}", f"10.6.0.{i}/24")
     assert topo.ping(v1, "10.6.0.2", count=2)
-    garbage = [b"", b"\x08", b"\x08\x00\x00\x00\x00\x02\x58", b"\x00" * 8 + bytes(64),  # short; I flag clear
-               b"\x08\x00\x00\x00\x00\x99\x99\x00" + bytes(64),  # unknown VNI
-               b"\x08\x00\x00\x00\x00\x02\x58\x00" + b"\x01\x02",  # inner shorter than Ethernet
-               bytes(range(256)) * 4]
-    script = ("import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-              "[s.sendto(bytes.fromhex(h),('198.18.0.1',int(p))) for a in sys.argv[1:] for h,p in [a.split(':')]]")
+    garbage = [
+        b"",
+        b"\x08",
+        b"\x08\x00\x00\x00\x00\x02\x58",
+        b"\x00" * 8 + bytes(64),  # short; I flag clear
+        b"\x08\x00\x00\x00\x00\x99\x99\x00" + bytes(64),  # unknown VNI
+        b"\x08\x00\x00\x00\x00\x02\x58\x00" + b"\x01\x02",  # inner shorter than Ethernet
+        bytes(range(256)) * 4,
+    ]
+    script = (
+        "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "[s.sendto(bytes.fromhex(h),('198.18.0.1',int(p))) for a in sys.argv[1:] for h,p in [a.split(':')]]"
+    )
     args = [f"{g.hex()}:4789" for g in garbage] + [f"{g.hex()}:6081" for g in garbage]
     sh("ip", "netns", "exec", topo.hosts["h2"], "python3", "-c", script, *args)
     assert wait_for(lambda: sum(stats(socks[1])["drops"].values()) >= 10)
@@ -158,8 +214,10 @@ def test_kill_9_and_restart_reattaches_without_touching_the_vm(topo: Topology) -
     cfgs = {}
     procs = {}
     for i, vns in ((1, v1), (2, v2)):
-        cfgs[i] = {"vtep_ip": UL[i - 1], "networks": [
-            net(700, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 7), f"10.7.0.{i}")])]}
+        cfgs[i] = {
+            "vtep_ip": UL[i - 1],
+            "networks": [net(700, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 7), f"10.7.0.{i}")])],
+        }
         procs[i], _ = topo.vtep(f"h{i}", cfgs[i])
         topo.vm_addr(vns, f"vm{i}", f"10.7.0.{i}/24")
     assert topo.ping(v1, "10.7.0.2", count=2)
@@ -179,11 +237,20 @@ def test_runtime_changes_over_the_control_socket(topo: Topology) -> None:
     v1, v2, v3 = topo.ns("v1"), topo.ns("v2"), topo.ns("v3")
     socks = {}
     for i, vns in ((1, v1), (2, v2)):
-        _, socks[i] = topo.vtep(f"h{i}", {"vtep_ip": UL[i - 1], "networks": [
-            net(800, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 8), f"10.8.0.{i}")])]})
+        _, socks[i] = topo.vtep(
+            f"h{i}",
+            {
+                "vtep_ip": UL[i - 1],
+                "networks": [net(800, [UL[2 - i]], [port(f"vm{i}", vns, mac(i, 8), f"10.8.0.{i}")])],
+            },
+        )
         topo.vm_addr(vns, f"vm{i}", f"10.8.0.{i}/24")
-    ping = subprocess.Popen(["ip", "netns", "exec", v1, "ping", "-n", "-i", "0.05", "-c", "60", "10.8.0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ping = subprocess.Popen(
+        ["ip", "netns", "exec", v1, "ping", "-n", "-i", "0.05", "-c", "60", "10.8.0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     topo.procs.append(ping)  # type: ignore[arg-type]
     # while it runs: a new network and port on h2 (VNI 801), and errors that change nothing
     request(socks[2], "add_network", vni=801, flood=[UL[0]])

@@ -6,8 +6,10 @@ finalizer, also on failure. Processes are stopped by the PIDs we started, never 
 """
 
 import contextlib
+import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,9 +79,21 @@ class Topology:
         cfg.write_text(yaml.safe_dump(config))
         sock = str(self.tmp / f"{host}.sock")
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.hosts[host], NETWEAVE, "vtep", "--config", str(cfg),
-             "--control-socket", sock],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.hosts[host],
+                NETWEAVE,
+                "vtep",
+                "--config",
+                str(cfg),
+                "--control-socket",
+                sock,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.procs.append(proc)
         self.wait_ready(proc)
         return proc, sock
@@ -107,9 +121,30 @@ class Topology:
             extra = ["nodad"] if ":" in a else []
             sh("ip", "-n", vm_ns, "addr", "add", a, "dev", dev, *extra)
 
-    def ping(self, vm_ns: str, dst: str, *, count: int = 3, size: int | None = None, df: bool = False,
-             timeout_s: float = 2) -> bool:
-        args = ["ip", "netns", "exec", vm_ns, "ping", "-n", "-c", str(count), "-W", str(timeout_s), "-i", "0.2"]
+    def ping(
+        self,
+        vm_ns: str,
+        dst: str,
+        *,
+        count: int = 3,
+        size: int | None = None,
+        df: bool = False,
+        timeout_s: float = 2,
+    ) -> bool:
+        args = [
+            "ip",
+            "netns",
+            "exec",
+            vm_ns,
+            "ping",
+            "-n",
+            "-c",
+            str(count),
+            "-W",
+            str(timeout_s),
+            "-i",
+            "0.2",
+        ]
         if size is not None:
             args += ["-s", str(size)]
         if df:
@@ -135,6 +170,89 @@ class Topology:
                     stream.close()
         for name in reversed(self.namespaces):
             sh("ip", "netns", "del", name, check=False)
-        for f in self.tmp.iterdir():
-            f.unlink()
-        self.tmp.rmdir()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def kernel_vtep(
+    topo: Topology,
+    host: str,
+    vtep_ip: str,
+    peer: str,
+    vni: int,
+    vm_ns: str,
+    vm_ip: str,
+    *,
+    offload: bool = False,
+) -> None:
+    """The Linux kernel as the other VTEP: vxlan device + bridge + veth into the VM, set up with ip/bridge."""
+    hns = topo.hosts[host]
+    sh(
+        "ip",
+        "-n",
+        hns,
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        str(vni),
+        "local",
+        vtep_ip,
+        "dstport",
+        "4789",
+        "nolearning",
+    )
+    sh("ip", "-n", hns, "link", "add", "br0", "type", "bridge")
+    sh("ip", "-n", hns, "link", "set", "vx0", "master", "br0", "up")
+    sh("ip", "-n", hns, "link", "add", "vmk", "type", "veth", "peer", "name", "eth0", "netns", vm_ns)
+    sh("ip", "-n", hns, "link", "set", "vmk", "master", "br0", "up")
+    sh("ip", "-n", hns, "link", "set", "br0", "up")
+    sh("bridge", "-n", hns, "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", peer)
+    sh("ip", "-n", vm_ns, "link", "set", "eth0", "mtu", "1450", "up")
+    sh("ip", "-n", vm_ns, "addr", "add", f"{vm_ip}/24", "dev", "eth0")
+    # veth checksum offload: frames would reach a userspace VTEP with partial TCP checksums
+    if not offload:
+        for ns, dev in ((vm_ns, "eth0"), (hns, "vmk")):
+            sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off")
+
+
+def iperf(
+    topo: Topology, client_ns: str, server_ns: str, server_ip: str, seconds: int = 2, *extra: str
+) -> float:
+    """iperf3 from `client_ns` to `server_ip` in `server_ns`; bits per second received (or, with -u,
+    packets per second received, see `iperf_json`)."""
+    return float(
+        iperf_json(topo, client_ns, server_ns, server_ip, seconds, *extra)["end"]["sum_received"][
+            "bits_per_second"
+        ]
+    )
+
+
+def iperf_json(
+    topo: Topology, client_ns: str, server_ns: str, server_ip: str, seconds: int = 2, *extra: str
+) -> dict[str, Any]:
+    srv = subprocess.Popen(
+        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-B", server_ip],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    topo.procs.append(srv)  # type: ignore[arg-type]
+    time.sleep(0.5)
+    r = sh(
+        "ip",
+        "netns",
+        "exec",
+        client_ns,
+        "iperf3",
+        "-c",
+        server_ip,
+        "-t",
+        str(seconds),
+        "-J",
+        *extra,
+        timeout=seconds + 30,
+    )
+    srv.wait(10)
+    data: dict[str, Any] = json.loads(r.stdout)
+    return data

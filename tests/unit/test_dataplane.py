@@ -27,13 +27,18 @@ BCAST = "ff:ff:ff:ff:ff:ff"
 
 def ping(src: str, dst: str, *, size: int = 64, df: int = 0) -> bytes:
     """An ICMP echo frame of `size` bytes from 10.0.0.1 to 10.0.0.2."""
-    layers = [Ethernet(src=src, dst=dst), IPv4(src="10.0.0.1", dst="10.0.0.2", proto=1, df=df), IcmpEcho(ident=1)]
+    layers = [
+        Ethernet(src=src, dst=dst),
+        IPv4(src="10.0.0.1", dst="10.0.0.2", proto=1, df=df),
+        IcmpEcho(ident=1),
+    ]
     return build_stack(layers, bytes(max(size - 42, 0)))
 
 
 def arp_request(src_mac: str, spa: str, tpa: str) -> bytes:
-    return build_stack([Ethernet(src=src_mac, dst=BCAST, type=0x0806),
-                        Arp(op=1, sha=src_mac, spa=spa, tpa=tpa)])
+    return build_stack(
+        [Ethernet(src=src_mac, dst=BCAST, type=0x0806), Arp(op=1, sha=src_mac, spa=spa, tpa=tpa)]
+    )
 
 
 @pytest.fixture
@@ -125,7 +130,12 @@ def test_arp_suppression_answers_locally(dp: Dataplane) -> None:
     pkt = decode(reply)
     assert pkt[Ethernet].dst == M1 and pkt[Ethernet].src == MR
     assert (pkt[Arp].op, pkt[Arp].sha, pkt[Arp].spa, pkt[Arp].tha, pkt[Arp].tpa) == (
-        2, MR, "10.0.0.9", M1, "10.0.0.1")
+        2,
+        MR,
+        "10.0.0.9",
+        M1,
+        "10.0.0.1",
+    )
     assert dp.counters.vni[5000]["suppressed_arp"] == 1
 
 
@@ -138,8 +148,9 @@ def test_unknown_arp_floods_or_drops_per_network(dp: Dataplane) -> None:
 
 
 def test_gratuitous_arp_updates_bindings_in_flood_learn_mode(dp: Dataplane) -> None:
-    garp = build_stack([Ethernet(src=MR, dst=BCAST, type=0x0806),
-                        Arp(op=1, sha=MR, spa="10.0.0.50", tpa="10.0.0.50")])
+    garp = build_stack(
+        [Ethernet(src=MR, dst=BCAST, type=0x0806), Arp(op=1, sha=MR, spa="10.0.0.50", tpa="10.0.0.50")]
+    )
     dp.from_tunnel(PEER1, 5000, garp, 0)
     assert dp.bindings[(5000, "10.0.0.50")].mac == MR
     targets, _ = dp.from_port("vm1", arp_request(M1, "10.0.0.1", "10.0.0.50"), 1)

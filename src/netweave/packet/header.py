@@ -379,6 +379,10 @@ class Header:
         """This header followed by `payload`. `ip` is the enclosing IP header, for pseudo-header sums."""
         return self.header_bytes(payload, ip=ip) + payload
 
+    def final_destination(self) -> str | None:
+        """Where the packet finally goes when this header routes it on (IPv6 routing headers)."""
+        return None
+
     def __bytes__(self) -> bytes:
         return self.build()
 
@@ -408,9 +412,14 @@ def build_stack(layers: "list[Header]", payload: bytes = b"") -> bytes:
     data = payload
     for i in range(len(layers) - 1, -1, -1):
         ip = None
+        final_dst = None
         for j in range(i - 1, -1, -1):
+            if final_dst is None:
+                final_dst = layers[j].final_destination()
             if layers[j].is_network_layer:
                 ip = layers[j]
                 break
+        if ip is not None and final_dst is not None:
+            ip = ip.replace(dst=final_dst)  # RFC 8200 8.1: upper-layer sums use the final destination
         data = layers[i].build(data, ip=ip)
     return data

@@ -1,5 +1,6 @@
 """IPv4 (options, header checksum, DF/MF/fragment offset) and IPv6 with its extension headers."""
 
+import socket
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -164,7 +165,19 @@ class IPv6HopByHop(IPv6ExtHeader):
 
 
 class IPv6Routing(IPv6ExtHeader):
-    pass
+    """Routing header: `data` = routing type, segments left, type-specific data."""
+
+    def final_destination(self) -> str | None:
+        """The address upper-layer checksums must use while segments are left (RFC 8200 8.1):
+        the last address of a type 0/2 header, segment list[0] of an SRH (type 4, RFC 8754)."""
+        if len(self.data) < 2 or self.data[1] == 0:
+            return None
+        rtype = self.data[0]
+        if rtype in (0, 2) and len(self.data) >= 22:
+            return socket.inet_ntop(socket.AF_INET6, self.data[-16:])
+        if rtype == 4 and len(self.data) >= 22:
+            return socket.inet_ntop(socket.AF_INET6, self.data[6:22])
+        return None
 
 
 class IPv6DestOpts(IPv6ExtHeader):
