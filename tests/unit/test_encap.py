@@ -78,7 +78,8 @@ def test_flow_key_uses_five_tuple_ipv6_and_skips_ports_of_fragments() -> None:
     assert flow_hash(a) != flow_hash(b)
     frag = build_stack([Ethernet(type=0x86DD, **MACS), IPv6(src="fd00::1", dst="fd00::2", next_header=44),
                         IPv6Fragment(next_header=6, offset=100, ident=5)], b"\x00" * 20)
-    assert flow_key(frag).endswith(b"\x06"), "a later fragment has no ports: the key stops at the protocol"
+    assert len(flow_key(frag)) == 1 + 32, "a later fragment has no ports: protocol and addresses only"
+    assert flow_key(frag)[0] == 6
     non_ip = bytes(Ethernet(type=0x88CC, **MACS)) + b"lldp"
     assert flow_key(non_ip) == non_ip[:14]
 
@@ -165,3 +166,22 @@ def test_overhead_table_matches_the_known_figures() -> None:
     opt = [GeneveOption(data=bytes(4))]
     with_opt = {(r.encap, r.underlay): r.overhead_bytes for r in overhead_table(1500, opt)}
     assert with_opt[("geneve", "ipv4")] == 58 and with_opt[("vxlan", "ipv4")] == 50
+
+
+def test_flow_hash_fast_path_equals_the_hash_of_the_flow_key() -> None:
+    """The IPv4 shortcut in flow_hash must hash exactly the bytes flow_key names, or the outer port of
+    a flow would depend on which path computed it."""
+    import zlib
+
+    from netweave.packet.encap import flow_key
+
+    def generic(frame: bytes) -> int:
+        h = zlib.crc32(flow_key(frame))
+        h = ((h ^ (h >> 16)) * 0x45D9F3B) & 0xFFFFFFFF
+        return h ^ (h >> 16)
+
+    frames = [tcp_frame(s) for s in range(50)] + [tcp_frame(s, v6=True) for s in range(5)]
+    frames.append(build_stack([Ethernet(**MACS), IPv4(src="10.0.0.1", dst="10.0.0.2", proto=17, mf=1),
+                               Udp(sport=1, dport=2, checksum=0)]))
+    for f in frames:
+        assert flow_hash(f) == generic(f)

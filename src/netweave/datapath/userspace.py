@@ -133,6 +133,9 @@ class UserspaceDatapath:
 
     # ---------------------------------------------------------------- forwarding
     def _emit(self, targets: tuple[tuple[int, str], ...], frame: bytes, vni: int) -> None:
+        """Send `frame` to every target and count what was really sent (a full queue is a drop)."""
+        counters = self.dp.counters
+        n = len(frame)
         for kind, name in targets:
             try:
                 if kind == PORT:
@@ -140,13 +143,16 @@ class UserspaceDatapath:
                     if tap is None:
                         continue
                     os.write(tap.fd, frame)
+                    c = counters.port[name]
                 else:
                     self.encaps[vni].send(frame, name)
+                    c = counters.vni[vni]
             except OSError as exc:
                 reason = "tx_full" if exc.errno in (errno.EAGAIN, errno.ENOBUFS) else "tx_error"
-                self.dp.counters.drop(reason, vni, name if kind == PORT else None)
+                counters.drop(reason, vni, name if kind == PORT else None)
                 continue
-            self.dp.count_tx((kind, name), vni, len(frame))
+            c["tx_frames"] += 1
+            c["tx_bytes"] += n
 
     def _on_tap(self, name: str) -> None:
         tap = self.taps.get(name)

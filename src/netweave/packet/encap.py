@@ -55,8 +55,9 @@ _ip_ident = itertools.count(1)
 
 
 def flow_key(frame: bytes) -> bytes:
-    """The bytes that identify `frame`'s flow: the IP 5-tuple where there is one (ports left out for
-    fragments, as the Linux flow dissector does), else the Ethernet addresses and type. Never raises."""
+    """The bytes that identify `frame`'s flow: protocol, addresses and ports of the IP 5-tuple where there
+    is one (ports left out for fragments, as the Linux flow dissector does), else the Ethernet addresses
+    and type. Never raises: it runs on frames nothing has validated yet."""
     off, etype = 12, frame[12:14]
     while etype in (b"\x81\x00", b"\x88\xa8") and len(frame) >= off + 6:
         off += 4
@@ -69,24 +70,32 @@ def flow_key(frame: bytes) -> bytes:
             fragmented = int.from_bytes(frame[l3 + 6 : l3 + 8], "big") & 0x3FFF
             l4 = l3 + (frame[l3] & 0x0F) * 4
             ports = frame[l4 : l4 + 4] if proto in _TRANSPORT_WITH_PORTS and not fragmented else b""
-            return addrs + bytes((proto,)) + ports
+            return bytes((proto,)) + addrs + ports
         if etype == b"\x86\xdd" and len(frame) >= l3 + 40:
             proto, l4, later_fragment = ipv6_upper_layer(frame, l3)
             ports = frame[l4 : l4 + 4] if proto in _TRANSPORT_WITH_PORTS and not later_fragment else b""
-            return frame[l3 + 8 : l3 + 40] + bytes((proto,)) + ports
+            return bytes((proto,)) + frame[l3 + 8 : l3 + 40] + ports
     except DecodeError:
         pass
     return frame[:12] + etype
 
 
+#: CRC32 of each one-byte protocol number: the seed that lets the IPv4 fast path hash without joining bytes
+_PROTO_CRC = tuple(zlib.crc32(bytes((p,))) for p in range(256))
+
+
 def flow_hash(frame: bytes) -> int:
-    """A 32-bit hash of the inner flow, stable across processes and runs (unlike Python's `hash`)."""
-    h = zlib.crc32(flow_key(frame))
-    # murmur3's finaliser: CRC32 is linear, this makes every input bit move every output bit
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    """A 32-bit hash of the inner flow (of `flow_key`), stable across processes and runs (unlike
+    Python's `hash`). Untagged, unfragmented IPv4 TCP/UDP without options - the bulk of tenant traffic
+    - hashes its contiguous address+port bytes directly, seeded with the protocol's CRC, which equals the
+    CRC of `flow_key` (CRC32 chains)."""
+    if (frame[12:14] == b"\x08\x00" and len(frame) >= 38 and frame[14] == 0x45
+            and frame[23] in _TRANSPORT_WITH_PORTS and not (frame[20] & 0x3F or frame[21])):
+        h = zlib.crc32(frame[26:38], _PROTO_CRC[frame[23]])
+    else:
+        h = zlib.crc32(flow_key(frame))
+    # CRC32 is linear: one multiply-xorshift round spreads every input bit over the output bits
+    h = ((h ^ (h >> 16)) * 0x45D9F3B) & 0xFFFFFFFF
     return h ^ (h >> 16)
 
 
