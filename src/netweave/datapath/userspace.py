@@ -19,7 +19,8 @@ from netweave.datapath.sockets import UnderlaySockets
 from netweave.datapath.tap import Tap, open_tap
 from netweave.dataplane import PORT, Dataplane
 from netweave.model import Network, Port, Remote
-from netweave.packet import DecodeError, Geneve, Gre, Vxlan, entropy_port, flow_hash, nvgre_key
+from netweave.packet import DecodeError, Geneve, Gre, Vxlan, flow_hash, nvgre_key
+from netweave.packet.encap import EPHEMERAL_LOW, EPHEMERAL_SPAN
 from netweave.packet.l2 import ETH_P_TEB
 from netweave.packet.tunnel import GENEVE_PORT, VXLAN_FLAG_I, VXLAN_PORT
 
@@ -29,6 +30,8 @@ BATCH = 64
 MAX_FRAME = 65536
 AGE_EVERY_S = 5.0
 _UDP = struct.Struct("!HHHH")
+EPHEMERAL_MASK = EPHEMERAL_SPAN - 1  # entropy_port(h) == EPHEMERAL_LOW | (h & mask): the span is 2**14
+assert EPHEMERAL_LOW & EPHEMERAL_MASK == 0 and EPHEMERAL_SPAN & EPHEMERAL_MASK == 0
 
 
 class _Encapsulator:
@@ -49,13 +52,14 @@ class _Encapsulator:
         else:
             self.header, self.dport = b"", 0
             self.vni = net.vni
+        self.udp_len = 8 + len(self.header)
 
     def send(self, frame: bytes, dst: str) -> int:
         h = flow_hash(frame)
         if self.dport:
-            body = self.header + frame
-            dgram = _UDP.pack(entropy_port(h), self.dport, 8 + len(body), 0) + body
-            return self.sockets.udp_tx.sendto(dgram, (dst, 0))
+            # one copy of the frame: the 16 header bytes are joined first
+            hdr = _UDP.pack(EPHEMERAL_LOW | (h & EPHEMERAL_MASK), self.dport, self.udp_len + len(frame), 0)
+            return self.sockets.udp_tx.sendto((hdr + self.header) + frame, (dst, 0))
         if self.encap == "nvgre":
             hdr = Gre(key=nvgre_key(self.vni, h & 0xFF), protocol=ETH_P_TEB).build()
             return self.sockets.gre.sendto(hdr + frame, (dst, 0))
@@ -74,8 +78,10 @@ class UserspaceDatapath:
         self.encaps: dict[int, _Encapsulator] = {}
         self._stopping = False
         self._last_age = time.monotonic()
+        self._vni_encap: dict[int, str] = {}
+        decaps = {"vxlan": self._decap_vxlan, "geneve": self._decap_geneve, "gre": self._decap_gre}
         for sock, encap in self.sockets.receivers():
-            self.sel.register(sock, selectors.EVENT_READ, (self._on_underlay, encap))
+            self.sel.register(sock, selectors.EVENT_READ, (self._on_underlay, (sock, decaps[encap])))
 
     # ---------------------------------------------------------------- configuration
     def capabilities(self) -> dict[str, Any]:
@@ -85,6 +91,7 @@ class UserspaceDatapath:
     def add_network(self, net: Network) -> None:
         self.dp.add_network(net)
         self.encaps[net.vni] = _Encapsulator(net, self.sockets)
+        self._vni_encap[net.vni] = net.encap
         if net.multicast_group:
             self.sockets.join(net.multicast_group)
 
@@ -94,6 +101,7 @@ class UserspaceDatapath:
             self.remove_port(name)
         self.dp.remove_network(vni)
         self.encaps.pop(vni, None)
+        self._vni_encap.pop(vni, None)
 
     def add_port(self, port: Port) -> None:
         """Create (or re-attach to) the port's TAP in its namespace; MTU = the network's tenant MTU."""
@@ -173,43 +181,47 @@ class UserspaceDatapath:
                 # a reply the VTEP built (ARP/ND, ICMP too-big) goes back to the port, not the tunnel
                 self._emit(targets, out, vni)
 
-    def _on_underlay(self, encap: str) -> None:
-        sock = self.sockets.gre if encap == "gre" else self.sockets.udp_rx[encap]
-        now = time.monotonic()
+    def _on_underlay(self, rx: "tuple[Any, Callable[[bytes], tuple[int, bytes, str]]]") -> None:
+        sock, decap = rx
+        dp, now, vni_encap = self.dp, time.monotonic(), self._vni_encap
         for _ in range(BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_FRAME)
             except BlockingIOError:
                 return
             except OSError as exc:
-                log.warning("underlay %s receive failed: %s", encap, exc)
+                log.warning("underlay receive failed: %s", exc)
                 return
-            src = addr[0]
             try:
-                vni, inner, kind = self._decap(encap, data)
+                vni, inner, kind = decap(data)
             except DecodeError:
-                self.dp.counters.drop("bad_header")
+                dp.counters.drop("bad_header")
                 continue
-            spec = self.dp.networks.get(vni)
-            if spec is not None and spec.spec.encap != kind:
-                self.dp.counters.drop("wrong_encap", vni)
+            expected = vni_encap.get(vni)
+            if expected is not None and expected != kind:
+                dp.counters.drop("wrong_encap", vni)
                 continue
-            targets, out = self.dp.from_tunnel(src, vni, inner, now)
+            targets, out = dp.from_tunnel(addr[0], vni, inner, now)
             if targets:
                 self._emit(targets, out, vni)
 
-    def _decap(self, encap: str, data: bytes) -> tuple[int, bytes, str]:
-        """(vni, inner frame, encapsulation) of a tunnel payload; DecodeError for anything malformed."""
-        if encap == "vxlan":
-            flags, _, vni, _ = Vxlan.unpack_values(data)
-            if not flags & VXLAN_FLAG_I:
-                raise DecodeError("VXLAN I flag clear")
-            return vni, data[Vxlan.size:], "vxlan"
-        if encap == "geneve":
-            gen, off, _ = Geneve.parse(data)
-            if gen.protocol != ETH_P_TEB or any(o.critical for o in gen.options):
-                raise DecodeError("Geneve: not Ethernet, or a critical option we do not implement")
-            return gen.vni, data[off:], "geneve"
+    @staticmethod
+    def _decap_vxlan(data: bytes) -> tuple[int, bytes, str]:
+        flags, _, vni, _ = Vxlan.unpack_values(data)
+        if not flags & VXLAN_FLAG_I:
+            raise DecodeError("VXLAN I flag clear")
+        return vni, data[Vxlan.size:], "vxlan"
+
+    @staticmethod
+    def _decap_geneve(data: bytes) -> tuple[int, bytes, str]:
+        gen, off, _ = Geneve.parse(data)
+        if gen.protocol != ETH_P_TEB or any(o.critical for o in gen.options):
+            raise DecodeError("Geneve: not Ethernet, or a critical option we do not implement")
+        return gen.vni, data[off:], "geneve"
+
+    def _decap_gre(self, data: bytes) -> tuple[int, bytes, str]:
+        """GRE and NVGRE share the wire format: a key that is a configured GRE network's VNI is GRE,
+        otherwise its upper 24 bits are an NVGRE VSID."""
         off = 0
         if not self.sockets.v6:  # raw IPv4 sockets deliver the IP header too
             if len(data) < 20:
@@ -218,8 +230,7 @@ class UserspaceDatapath:
         gre, end, _ = Gre.parse(data, off)
         if gre.protocol != ETH_P_TEB or gre.key is None:
             raise DecodeError("GRE: not Ethernet or no key")
-        net_by_key = self.dp.networks.get(gre.key)
-        if net_by_key is not None and net_by_key.spec.encap == "gre":
+        if self._vni_encap.get(gre.key) == "gre":
             return gre.key, data[end:], "gre"
         return gre.key >> 8, data[end:], "nvgre"
 

@@ -118,6 +118,45 @@ def _field_meta(annotation: Any) -> Bits | Octets | Extra | None:
     return None
 
 
+def _word_boundaries(names_meta: list[tuple[str, "Bits | Octets"]], *, big_endian: bool) -> set[int]:
+    """Indices of the bit fields that end a struct word.
+
+    Big-endian runs of bit fields are packed into the widest native word (64/32/16/8 bits) that ends on
+    a field boundary, so VXLAN's four fields are one 64-bit read and IPv4's first 13 fields two reads.
+    Fewer, native items make unpacking faster than one odd-width `int.from_bytes` per byte-aligned run.
+    In big-endian order splitting a word into fields or joining fields into a word gives the same bytes;
+    little-endian formats (pcap files) keep one word per byte-aligned run.
+    """
+    ends: set[int] = set()
+    i, n = 0, len(names_meta)
+    while i < n:
+        if not isinstance(names_meta[i][1], Bits):
+            i += 1
+            continue
+        cum, first_aligned, best, j = 0, None, None, i
+        while j < n:
+            meta = names_meta[j][1]
+            if not isinstance(meta, Bits):
+                break
+            cum += meta.width
+            if cum > 64 and first_aligned is not None:
+                break
+            if cum % 8 == 0:
+                if first_aligned is None:
+                    first_aligned = j
+                if cum in _WORD_CODES:
+                    best = j
+            if not big_endian and first_aligned is not None:
+                break
+            j += 1
+        end = best if big_endian and best is not None else first_aligned
+        if end is None:
+            return ends  # the caller reports the unaligned run
+        ends.add(end)
+        i = end + 1
+    return ends
+
+
 def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: str) -> None:
     """Turn the field list into a struct format and generated unpack/pack functions on `cls`."""
     specs: list[FieldSpec] = []
@@ -142,12 +181,13 @@ def _compile(cls: type, names_meta: list[tuple[str, Bits | Octets]], byteorder: 
             specs.append(FieldSpec(name, "bits", width, default, item, shift, len(pending) == 1))
         pending, pending_bits = [], 0
 
-    for name, meta in names_meta:
+    flush_after = _word_boundaries(names_meta, big_endian=byteorder != "<")
+    for index, (name, meta) in enumerate(names_meta):
         default = cls.__dict__.get(name, getattr(cls, name, 0))
         if isinstance(meta, Bits):
             pending.append((name, meta.width, default))
             pending_bits += meta.width
-            if pending_bits % 8 == 0:
+            if index in flush_after:
                 flush_word()
         else:
             if pending:
