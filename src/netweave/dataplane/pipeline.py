@@ -41,6 +41,9 @@ class Binding:
     origin: str  # "static" | "control" | "learned"
 
 
+Decision = tuple[tuple[Target, ...], FibEntry | None, bool, int]  # targets, learned source, flooded, max len
+
+
 @dataclass
 class _Net:
     spec: Network
@@ -48,6 +51,8 @@ class _Net:
     ports: list[str] = field(default_factory=list)
     flood_remote: tuple[Target, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
+    #: flow cache of frames from the underlay: remote VTEP -> Ethernet header -> decision
+    tunnel_cache: dict[str, dict[bytes, Decision]] = field(default_factory=dict)
 
 
 class Dataplane:
@@ -64,10 +69,10 @@ class Dataplane:
         self.ports: dict[str, Port] = {}
         self.bindings: dict[tuple[int, str], Binding] = {}
         self._rev = 0
-        self._cache: dict[tuple[object, ...], tuple[tuple[Target, ...], FibEntry | None, bool, int]] = {}
         self._cache_rev = -1
-        #: per port (spec, its counters, its network): one lookup per frame instead of three
-        self._port_state: dict[str, tuple[Port, dict[str, int], _Net]] = {}
+        #: per port (spec, its counters, its network, its flow cache: Ethernet header -> decision), so a
+        #: frame costs one lookup of its port and one of its header
+        self._port_state: dict[str, tuple[Port, dict[str, int], _Net, dict[bytes, Decision]]] = {}
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -80,8 +85,9 @@ class Dataplane:
         """Any configuration change: bump the revision (empties the flow cache) and re-derive the
         per-port state the packet path reads."""
         self._rev += 1
-        self._port_state = {name: (p, self.counters.add_port(name), self.networks[p.vni])
+        self._port_state = {name: (p, self.counters.add_port(name), self.networks[p.vni], {})
                             for name, p in self.ports.items() if p.vni in self.networks}
+        self._flush_flow_cache()
 
     def inner_mtu(self, vni: int) -> int:
         return self.networks[vni].inner_mtu
@@ -185,12 +191,17 @@ class Dataplane:
         return net
 
     # ------------------------------------------------------------------ packets
-    def _check_cache(self) -> dict[tuple[object, ...], tuple[tuple[Target, ...], FibEntry | None, bool, int]]:
-        rev = self._rev + self.fib.revision  # both only grow, so the sum changes iff either does
-        if rev != self._cache_rev:
-            self._cache.clear()
-            self._cache_rev = rev
-        return self._cache
+    def _flush_flow_cache(self) -> None:
+        """Forget every cached decision: some table changed (the revision moved)."""
+        for state in self._port_state.values():
+            state[3].clear()
+        for net in self.networks.values():
+            net.tunnel_cache.clear()
+        self._cache_rev = self._rev + self.fib.revision  # both only grow: the sum moves iff either does
+
+    def flow_cache_entries(self) -> int:
+        return sum(len(s[3]) for s in self._port_state.values()) + sum(
+            len(c) for n in self.networks.values() for c in n.tunnel_cache.values())
 
     def _learn(self, net: _Net, mac: bytes, now: float, *, port: str | None = None,
                vtep: str | None = None) -> FibEntry | None:
@@ -208,17 +219,16 @@ class Dataplane:
         if state is None:
             self.counters.drop("no_such_port")
             return NOTHING
-        port, pc, net = state
+        port, pc, net, cache = state
         pc["rx_frames"] += 1
         pc["rx_bytes"] += len(frame)
         nc = net.counters
         if len(frame) < ETH_LEN:
             self.counters.drop("bad_header", port.vni, name)
             return NOTHING
-        cache = self._cache
         if self._rev + self.fib.revision != self._cache_rev:
-            cache = self._check_cache()
-        key = (name, frame[:ETH_LEN])
+            self._flush_flow_cache()
+        key = frame[:ETH_LEN]
         hit = cache.get(key)
         if hit is None:
             self.cache_misses += 1
@@ -241,7 +251,7 @@ class Dataplane:
         return targets, frame
 
     def _port_decision(self, net: _Net, name: str, frame: bytes,
-                       now: float) -> tuple[tuple[Target, ...], FibEntry | None, bool, int]:
+                       now: float) -> Decision:
         vni = net.spec.vni
         src_entry = self._learn(net, frame[6:12], now, port=name)
         no_limit = 1 << 30
@@ -357,10 +367,12 @@ class Dataplane:
         if vtep == self.vtep_ip:
             self.counters.drop("loop", vni)
             return NOTHING
-        cache = self._cache
         if self._rev + self.fib.revision != self._cache_rev:
-            cache = self._check_cache()
-        key = (vtep, vni, frame[:ETH_LEN])
+            self._flush_flow_cache()
+        cache = net.tunnel_cache.get(vtep)
+        if cache is None:
+            cache = net.tunnel_cache[vtep] = {}
+        key = frame[:ETH_LEN]
         hit = cache.get(key)
         if hit is None:
             self.cache_misses += 1
@@ -404,6 +416,6 @@ class Dataplane:
         out = self.counters.snapshot()
         out["fib_entries"] = len(self.fib)
         out["bindings"] = len(self.bindings)
-        out["flow_cache"] = {"entries": len(self._cache), "hits": self.cache_hits,
+        out["flow_cache"] = {"entries": self.flow_cache_entries(), "hits": self.cache_hits,
                              "misses": self.cache_misses}
         return out
