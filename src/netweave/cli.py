@@ -3,14 +3,19 @@
 Every failure is one line on stderr and a non-zero exit (DESIGN.md conventions); tracebacks are for bugs.
 """
 
+import asyncio
 import json
 import logging
 import sys
 
 import click
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from netweave.controller.api import create_app
+from netweave.controller.store import Store
+from netweave.controller.store import default_db_url as store_default_url
 from netweave.packet import GeneveOption, overhead_table
 from netweave.vtep.config import ConfigError, load
 from netweave.vtep.control import request
@@ -112,6 +117,37 @@ def vtep_stats(control_socket: str, as_json: bool) -> None:
     fc = stats["flow_cache"]
     console.print(f"fib entries: {stats['fib_entries']}  bindings: {stats['bindings']}  "
                   f"flow cache: {fc['entries']} entries, {fc['hits']} hits, {fc['misses']} misses")
+
+
+@app.command("controller")
+@click.option("--db", "db_url", help="SQLAlchemy URL (default: SQLite under the user's data directory; "
+              "postgresql+psycopg://... for a shared store).")
+@click.option("--listen", default="127.0.0.1:9696", show_default=True, help="HOST:PORT for the REST API.")
+@click.option("--unix-socket", help="Also serve the API on this Unix socket (for agents).")
+@click.option("--default-project", default="netweave", show_default=True,
+              help="Project of requests without an X-Project-Id header.")
+def controller(db_url: str | None, listen: str, unix_socket: str | None, default_project: str) -> None:
+    """Run the controller: the Neutron v2.0-compatible API over the store."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageFail(f"--listen {listen!r} is not HOST:PORT")
+    try:
+        store = Store(db_url)
+        store.upgrade()
+    except Exception as exc:  # any driver or migration failure, reported in one line
+        raise click.ClickException(f"store {db_url or store_default_url()}: {' '.join(str(exc).split())}") \
+            from None
+    api = create_app(store, default_project=default_project)
+    servers = [uvicorn.Server(uvicorn.Config(api, host=host.strip("[]") or "127.0.0.1", port=int(port_text),
+                                             log_level="warning"))]
+    if unix_socket:
+        servers.append(uvicorn.Server(uvicorn.Config(api, uds=unix_socket, log_level="warning")))
+    click.echo(f"netweave controller: listening on http://{listen}/ (store {store.url})")
+
+    async def serve() -> None:
+        await asyncio.gather(*(s.serve() for s in servers))
+
+    asyncio.run(serve())
 
 
 def main(argv: list[str] | None = None) -> None:

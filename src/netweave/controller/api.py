@@ -1,0 +1,209 @@
+"""The Neutron v2.0 REST API (FastAPI). Without authentication, like Neutron's noauth: the project is
+the `X-Project-Id` header, else the configured default project.
+
+Bodies are read as raw JSON and checked against the resources' attribute declarations
+(`attributes.py`), so errors come back in Neutron's shape rather than FastAPI's.
+"""
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from netweave.controller import networks
+from netweave.controller.db import Network
+from netweave.controller.errors import BadRequest, NeutronError, NotFound
+from netweave.controller.query import apply
+from netweave.controller.store import Store
+from netweave.controller.typedrivers import TypeConfig
+
+DEFAULT_PROJECT = "netweave"
+
+EXTENSIONS = [
+    {
+        "alias": "provider",
+        "name": "Provider Network",
+        "description": "Expose mapping of virtual networks to physical networks",
+        "updated": "2012-09-07T10:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "netweave",
+        "name": "NetWeave network attributes",
+        "description": "netweave:control_plane (controller|flood-learn|evpn), netweave:replication "
+        "(ingress|multicast), netweave:multicast_group, netweave:arp_suppression",
+        "updated": "2026-11-22T00:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "net-mtu",
+        "name": "Network MTU",
+        "description": "Provides MTU attribute for a network resource.",
+        "updated": "2015-03-25T10:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "standard-attr-revisions",
+        "name": "Resource revision numbers",
+        "description": "This extension will display the revision number of neutron resources.",
+        "updated": "2016-04-11T10:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "standard-attr-timestamp",
+        "name": "Resource timestamps",
+        "description": "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
+        "standard attributes.",
+        "updated": "2016-09-12T10:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "standard-attr-tag",
+        "name": "Tag support for resources with standard attribute",
+        "description": "Enables to set tag on resources with standard attribute.",
+        "updated": "2017-01-01T00:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "pagination",
+        "name": "Pagination support",
+        "description": "Extension that indicates that pagination is enabled.",
+        "updated": "2016-06-12T00:00:00-00:00",
+        "links": [],
+    },
+    {
+        "alias": "sorting",
+        "name": "Sorting support",
+        "description": "Extension that indicates that sorting is enabled.",
+        "updated": "2016-06-12T00:00:00-00:00",
+        "links": [],
+    },
+]
+
+
+def _error(exc: NeutronError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+def create_app(
+    store: Store, types: TypeConfig | None = None, *, default_project: str = DEFAULT_PROJECT
+) -> FastAPI:
+    cfg = types or TypeConfig()
+    app = FastAPI(
+        title="NetWeave controller (Neutron v2.0 API)", openapi_url=None, docs_url=None, redoc_url=None
+    )
+
+    @app.exception_handler(NeutronError)
+    async def neutron_error(_: Request, exc: NeutronError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(NotFound("The resource could not be found."))
+        err = NeutronError(str(exc.detail))
+        err.status = exc.status_code
+        err.type = "HTTPError"
+        return _error(err)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(BadRequest(f"Invalid request: {exc.errors()[0].get('msg', 'malformed')}"))
+
+    def project(request: Request) -> str:
+        return request.headers.get("x-project-id") or request.headers.get("x-tenant-id") or default_project
+
+    async def body(request: Request) -> Any:
+        raw = await request.body()
+        try:
+            return json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadRequest("The request body is not valid JSON.") from None
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    @app.get("/")
+    async def versions(request: Request) -> dict[str, Any]:
+        return {
+            "versions": [
+                {
+                    "id": "v2.0",
+                    "status": "CURRENT",
+                    "links": [{"href": f"{base(request)}/v2.0/", "rel": "self"}],
+                }
+            ]
+        }
+
+    @app.get("/v2.0/")
+    @app.get("/v2.0")
+    async def resources(request: Request) -> dict[str, Any]:
+        return {
+            "resources": [
+                {
+                    "name": "network",
+                    "collection": "networks",
+                    "links": [{"href": f"{base(request)}/v2.0/networks", "rel": "self"}],
+                }
+            ]
+        }
+
+    @app.get("/v2.0/extensions")
+    async def extensions() -> dict[str, Any]:
+        return {"extensions": EXTENSIONS}
+
+    @app.get("/v2.0/extensions/{alias}")
+    async def extension(alias: str) -> dict[str, Any]:
+        for ext in EXTENSIONS:
+            if ext["alias"] == alias:
+                return {"extension": ext}
+        raise NotFound(f"Extension with alias {alias} does not exist")
+
+    @app.get("/v2.0/networks")
+    def list_networks(request: Request) -> dict[str, Any]:
+        with store.sessions() as session:
+            items = [networks.show(n) for n in session.scalars(select(Network))]
+        return apply(
+            items,
+            list(request.query_params.multi_items()),
+            collection="networks",
+            base_url=f"{base(request)}/v2.0/networks",
+        )
+
+    @app.post("/v2.0/networks", status_code=201)
+    async def create_network(request: Request) -> dict[str, Any]:
+        raw = await body(request)
+        with store.transaction() as session:
+            net = networks.create(session, cfg, project(request), raw)
+            store.bump(session)
+            return {"network": networks.show(net)}
+
+    @app.get("/v2.0/networks/{net_id}")
+    def show_network(request: Request, net_id: str) -> dict[str, Any]:
+        fields = request.query_params.getlist("fields")
+        with store.sessions() as session:
+            shown = networks.show(networks.get(session, net_id))
+        if fields:
+            shown = {k: v for k, v in shown.items() if k in fields}
+        return {"network": shown}
+
+    @app.put("/v2.0/networks/{net_id}")
+    async def update_network(request: Request, net_id: str) -> dict[str, Any]:
+        raw = await body(request)
+        with store.transaction() as session:
+            net = networks.update(session, cfg, net_id, raw)
+            store.bump(session)
+            return {"network": networks.show(net)}
+
+    @app.delete("/v2.0/networks/{net_id}", status_code=204)
+    def delete_network(net_id: str) -> Response:
+        with store.transaction() as session:
+            networks.delete(session, net_id)
+            store.bump(session)
+        return Response(status_code=204)
+
+    return app

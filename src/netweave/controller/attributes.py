@@ -1,0 +1,74 @@
+"""Resource attributes declared as data (as neutron-lib's RESOURCE_ATTRIBUTE_MAP): which a client may
+set on create (`post`) and update (`put`), how a value is converted, and its default.
+
+`check_body` turns a request body into clean values or raises BadRequest naming the attribute:
+wrong shape, unknown attribute, a read-only attribute, a value of the wrong type.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from netweave.controller.errors import BadRequest
+
+Converter = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class Attr:
+    convert: Converter
+    post: bool = True
+    put: bool = True
+    default: Any = None
+
+
+def to_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not a valid string.")
+    if len(value) > 255:
+        raise BadRequest(f"Invalid input for {name}. Reason: '{value[:20]}...' exceeds 255 characters.")
+    return value
+
+
+def to_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise BadRequest(f"Invalid input for {name}. Reason: '{value}' cannot be converted to boolean.")
+
+
+def to_int(name: str, value: Any) -> int | None:
+    """Integers; the CLI sends some as strings ("100"), which Neutron accepts too."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an integer.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an integer.")
+
+
+def check_body(raw: Any, resource: str, attrs: dict[str, Attr], *, creating: bool) -> dict[str, Any]:
+    """Validate `{"<resource>": {...}}` and return converted values (with defaults when creating)."""
+    if not isinstance(raw, dict) or set(raw) != {resource} or not isinstance(raw[resource], dict):
+        raise BadRequest(f'Resource body required: expected {{"{resource}": {{...}}}}.')
+    body = raw[resource]
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        attr = attrs.get(key)
+        if attr is None:
+            raise BadRequest(f"Unrecognized attribute(s) '{key}'")
+        if not (attr.post if creating else attr.put):
+            raise BadRequest(f"Attribute '{key}' not allowed in {'POST' if creating else 'PUT'}")
+        out[key] = attr.convert(key, value)
+    if creating:
+        for key, attr in attrs.items():
+            if key not in out and attr.post:
+                out[key] = attr.default
+    return out

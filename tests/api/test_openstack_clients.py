@@ -1,0 +1,132 @@
+"""The real clients against a running controller: python-openstackclient (the `openstack` CLI) and
+openstacksdk, with `auth_type: none` as ../shared/neutron-api-notes.md describes."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+OPENSTACK = shutil.which("openstack", path=str(Path(sys.executable).parent)) or shutil.which("openstack")
+NETWEAVE = str(Path(sys.executable).parent / "netweave")
+
+pytestmark = pytest.mark.skipif(OPENSTACK is None, reason="python-openstackclient is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def endpoint(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [NETWEAVE, "controller", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"controller exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def osc(endpoint: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    assert OPENSTACK is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    r = subprocess.run(
+        [OPENSTACK, "--os-auth-type", "none", "--os-endpoint", endpoint, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    if ok:
+        assert r.returncode == 0, f"openstack {' '.join(args)}: {r.stderr}"
+    return r
+
+
+def osc_json(endpoint: str, *args: str) -> Any:
+    return json.loads(osc(endpoint, *args, "-f", "json").stdout)
+
+
+def test_openstack_cli_networks(endpoint: str) -> None:
+    net = osc_json(endpoint, "network", "create", "demo")
+    assert net["name"] == "demo" and net["mtu"] == 1450 and net["provider:network_type"] == "vxlan"
+    vlan = osc_json(
+        endpoint,
+        "network",
+        "create",
+        "--provider-network-type",
+        "vlan",
+        "--provider-physical-network",
+        "physnet1",
+        "--provider-segment",
+        "100",
+        "v100",
+    )
+    assert vlan["provider:segmentation_id"] == 100 and vlan["provider:physical_network"] == "physnet1"
+    names = {n["Name"] for n in osc_json(endpoint, "network", "list")}
+    assert names == {"demo", "v100"}
+    shown = osc_json(
+        endpoint, "network", "show", "demo"
+    )  # lookup by name: GET /networks/demo -> 404 -> ?name=
+    assert shown["id"] == net["id"]
+    osc(endpoint, "network", "set", "--name", "demo2", "demo")
+    assert osc_json(endpoint, "network", "show", net["id"])["name"] == "demo2"
+    dup = osc(
+        endpoint,
+        "network",
+        "create",
+        "--provider-network-type",
+        "vlan",
+        "--provider-physical-network",
+        "physnet1",
+        "--provider-segment",
+        "100",
+        "again",
+        ok=False,
+    )
+    assert dup.returncode != 0 and "in use" in dup.stderr
+    osc(endpoint, "network", "delete", "demo2", "v100")
+    assert osc_json(endpoint, "network", "list") == []
+
+
+def test_openstacksdk_networks(endpoint: str) -> None:
+    import openstack
+
+    conn = openstack.connect(auth_type="none", network_endpoint_override=endpoint)
+    net = conn.network.create_network(name="sdk", provider_network_type="geneve")
+    assert net.mtu == 1450 and net.provider_network_type == "geneve"
+    assert [n.name for n in conn.network.networks()] == ["sdk"]
+    assert conn.network.find_network("sdk").id == net.id
+    conn.network.delete_network(net)
+    assert list(conn.network.networks()) == []
