@@ -6,22 +6,48 @@ Bodies are read as raw JSON and checked against the resources' attribute declara
 """
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netweave.controller import networks
-from netweave.controller.db import Network
+from netweave.controller import networks, ports, subnets
+from netweave.controller.db import Network, Port, Subnet
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
 from netweave.controller.store import Store
 from netweave.controller.typedrivers import TypeConfig
 
 DEFAULT_PROJECT = "netweave"
+RETRIES = 10
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One resource collection: its member name, table, how a row is shown, and its operations."""
+
+    member: str
+    model: Any
+    shape: Callable[[Session, Any], dict[str, Any]]
+    create: Callable[[Session, str, Any], Any]
+    get: Callable[[Session, str], Any]
+    update: Callable[[Session, str, Any], Any]
+    delete: Callable[[Session, str], None]
+
+
+def errors_conflict(message: str) -> NeutronError:
+    e = NeutronError(message)
+    e.status, e.type = 409, "Conflict"
+    return e
+
 
 EXTENSIONS = [
     {
@@ -163,47 +189,100 @@ def create_app(
                 return {"extension": ext}
         raise NotFound(f"Extension with alias {alias} does not exist")
 
-    @app.get("/v2.0/networks")
-    def list_networks(request: Request) -> dict[str, Any]:
-        with store.sessions() as session:
-            items = [networks.show(n) for n in session.scalars(select(Network))]
-        return apply(
-            items,
-            list(request.query_params.multi_items()),
-            collection="networks",
-            base_url=f"{base(request)}/v2.0/networks",
-        )
+    def with_retries(fn: Callable[[Session], dict[str, Any]]) -> dict[str, Any]:
+        """Run one write transaction; a unique-key race (two requests choosing the same address or
+        MAC) is retried from the start, seeing the winner's rows."""
+        for attempt in range(RETRIES):
+            try:
+                with store.transaction() as session:
+                    out = fn(session)
+                    store.bump(session)
+                    return out
+            except IntegrityError:
+                if attempt == RETRIES - 1:
+                    raise errors_conflict(
+                        "The request conflicted with concurrent changes; retry it."
+                    ) from None
+        raise AssertionError("unreachable")
 
-    @app.post("/v2.0/networks", status_code=201)
-    async def create_network(request: Request) -> dict[str, Any]:
-        raw = await body(request)
-        with store.transaction() as session:
-            net = networks.create(session, cfg, project(request), raw)
-            store.bump(session)
-            return {"network": networks.show(net)}
+    def shape_network(session: Session, net: Network) -> dict[str, Any]:
+        return networks.show(net, networks.subnet_ids(session, net.id).get(net.id, []))
 
-    @app.get("/v2.0/networks/{net_id}")
-    def show_network(request: Request, net_id: str) -> dict[str, Any]:
-        fields = request.query_params.getlist("fields")
-        with store.sessions() as session:
-            shown = networks.show(networks.get(session, net_id))
-        if fields:
-            shown = {k: v for k, v in shown.items() if k in fields}
-        return {"network": shown}
+    kinds = {
+        "networks": Kind(
+            "network",
+            Network,
+            shape_network,
+            lambda ses, owner, raw: networks.create(ses, cfg, owner, raw),
+            networks.get,
+            lambda ses, rid, raw: networks.update(ses, cfg, rid, raw),
+            networks.delete,
+        ),
+        "subnets": Kind(
+            "subnet",
+            Subnet,
+            lambda _ses, sub: subnets.show(sub),
+            subnets.create,
+            subnets.get,
+            subnets.update,
+            subnets.delete,
+        ),
+        "ports": Kind(
+            "port", Port, lambda _ses, p: ports.show(p), ports.create, ports.get, ports.update, ports.delete
+        ),
+    }
 
-    @app.put("/v2.0/networks/{net_id}")
-    async def update_network(request: Request, net_id: str) -> dict[str, Any]:
-        raw = await body(request)
-        with store.transaction() as session:
-            net = networks.update(session, cfg, net_id, raw)
-            store.bump(session)
-            return {"network": networks.show(net)}
+    def add_routes(collection: str, kind: Kind) -> None:
+        def listing(request: Request) -> dict[str, Any]:
+            with store.sessions() as session:
+                if collection == "networks":  # one query for every network's subnets
+                    sids = networks.subnet_ids(session)
+                    items = [networks.show(n, sids.get(n.id, [])) for n in session.scalars(select(Network))]
+                else:
+                    items = [kind.shape(session, row) for row in session.scalars(select(kind.model))]
+            return apply(
+                items,
+                list(request.query_params.multi_items()),
+                collection=collection,
+                base_url=f"{base(request)}/v2.0/{collection}",
+            )
 
-    @app.delete("/v2.0/networks/{net_id}", status_code=204)
-    def delete_network(net_id: str) -> Response:
-        with store.transaction() as session:
-            networks.delete(session, net_id)
-            store.bump(session)
-        return Response(status_code=204)
+        async def create(request: Request) -> JSONResponse:
+            raw, owner = await body(request), project(request)
+            out = await run_in_threadpool(
+                with_retries, lambda ses: {kind.member: kind.shape(ses, kind.create(ses, owner, raw))}
+            )
+            return JSONResponse(out, status_code=201)
+
+        async def update(request: Request, rid: str) -> dict[str, Any]:
+            raw = await body(request)
+            return await run_in_threadpool(
+                with_retries, lambda ses: {kind.member: kind.shape(ses, kind.update(ses, rid, raw))}
+            )
+
+        def show(request: Request, rid: str) -> dict[str, Any]:
+            fields = request.query_params.getlist("fields")
+            with store.sessions() as session:
+                shown = kind.shape(session, kind.get(session, rid))
+            if fields:
+                shown = {k: v for k, v in shown.items() if k in fields}
+            return {kind.member: shown}
+
+        def delete(rid: str) -> Response:
+            def run(session: Session) -> dict[str, Any]:
+                kind.delete(session, rid)
+                return {}
+
+            with_retries(run)
+            return Response(status_code=204)
+
+        app.get(f"/v2.0/{collection}")(listing)
+        app.post(f"/v2.0/{collection}")(create)
+        app.get(f"/v2.0/{collection}/{{rid}}")(show)
+        app.put(f"/v2.0/{collection}/{{rid}}")(update)
+        app.delete(f"/v2.0/{collection}/{{rid}}", status_code=204)(delete)
+
+    for collection, kind in kinds.items():
+        add_routes(collection, kind)
 
     return app

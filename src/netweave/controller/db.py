@@ -3,7 +3,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -62,3 +62,82 @@ class Network(Base):
         cascade="all, delete-orphan",
         lazy="selectin",
     )
+
+
+class Subnet(Base):
+    """An address range on a network. Pools, DNS servers and host routes are small ordered lists that are
+    read and written whole with their subnet, so they are JSON columns."""
+
+    __tablename__ = "subnets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64))
+    gateway_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
+    ipv6_ra_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    ipv6_address_mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == Subnet.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )
+
+
+class Port(Base):
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_port_mac_per_network"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    mac_address: Mapped[str] = mapped_column(String(17))
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    device_owner: Mapped[str] = mapped_column(String(255), default="")
+    binding_host_id: Mapped[str] = mapped_column(String(255), default="", index=True)
+    binding_vnic_type: Mapped[str] = mapped_column(String(64), default="normal")
+    binding_profile: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    security_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    fixed_ips: Mapped[list["IPAllocation"]] = relationship(
+        "IPAllocation", cascade="all, delete-orphan", lazy="selectin", order_by="IPAllocation.ip_address"
+    )
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == Port.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )
+
+
+class IPAllocation(Base):
+    """One fixed IP of one port. The primary key (subnet, address) is what makes two concurrent
+    requests unable to take the same address: the second insert fails and is retried with another."""
+
+    __tablename__ = "ip_allocations"
+
+    subnet_id: Mapped[str] = mapped_column(ForeignKey("subnets.id"), primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), index=True)
+    network_id: Mapped[str] = mapped_column(String(36), index=True)

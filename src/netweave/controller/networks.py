@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from netweave.controller import errors
 from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
-from netweave.controller.db import Network, Tag, utcnow
+from netweave.controller.db import Network, Port, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import NETWORK_TYPES, OVERLAY_TYPES, TYPE_LIMITS, TypeConfig
 
 CONTROL_PLANES = ("controller", "flood-learn", "evpn")
@@ -248,5 +248,22 @@ def update(session: Session, cfg: TypeConfig, net_id: str, raw: Any) -> Network:
 
 
 def delete(session: Session, net_id: str) -> None:
+    """Refused while ports use the network; its subnets go with it (Neutron does the same)."""
     net = get(session, net_id)
+    if session.scalar(select(Port.id).where(Port.network_id == net.id).limit(1)):
+        raise errors.network_in_use(net.id)
+    for sub in session.scalars(select(Subnet).where(Subnet.network_id == net.id)):
+        session.delete(sub)
+    session.flush()
     session.delete(net)
+
+
+def subnet_ids(session: Session, net_id: str | None = None) -> dict[str, list[str]]:
+    """Network id -> ids of its subnets (all networks, or one)."""
+    q = select(Subnet.network_id, Subnet.id).order_by(Subnet.created_at, Subnet.id)
+    if net_id is not None:
+        q = q.where(Subnet.network_id == net_id)
+    out: dict[str, list[str]] = {}
+    for nid, sid in session.execute(q):
+        out.setdefault(nid, []).append(sid)
+    return out
