@@ -120,6 +120,36 @@ def test_openstack_cli_networks(endpoint: str) -> None:
     assert osc_json(endpoint, "network", "list") == []
 
 
+def test_openstack_cli_subnets_ports_and_network_in_use(endpoint: str) -> None:
+    net = osc_json(endpoint, "network", "create", "tenant-net")
+    sub = osc_json(
+        endpoint,
+        "subnet",
+        "create",
+        "--network",
+        "tenant-net",
+        "--subnet-range",
+        "192.0.2.0/24",
+        "--dns-nameserver",
+        "192.0.2.53",
+        "s1",
+    )
+    assert sub["cidr"] == "192.0.2.0/24" and sub["gateway_ip"] == "192.0.2.1"
+    assert sub["network_id"] == net["id"]
+    p = osc_json(
+        endpoint, "port", "create", "--network", "tenant-net", "--fixed-ip", "ip-address=192.0.2.10", "p1"
+    )
+    assert p["fixed_ips"] == [{"subnet_id": sub["id"], "ip_address": "192.0.2.10"}]
+    assert p["status"] == "DOWN" and p["mac_address"].startswith("fa:16:3e")
+    listed = osc_json(endpoint, "port", "list")
+    assert [x["Name"] for x in listed] == ["p1"]
+    busy = osc(endpoint, "network", "delete", "tenant-net", ok=False)
+    assert busy.returncode != 0 and "ports still in use" in busy.stderr
+    osc(endpoint, "port", "delete", "p1")
+    osc(endpoint, "subnet", "delete", "s1")
+    osc(endpoint, "network", "delete", "tenant-net")
+
+
 def test_openstacksdk_networks(endpoint: str) -> None:
     import openstack
 

@@ -174,9 +174,14 @@ def _resolve(
 ) -> list[tuple[str, str]]:
     """Turn a `fixed_ips` request (or its absence, UNSET) into (subnet_id, ip) pairs; `keep` are the
     port's current allocations, which an update may list again."""
+    # row locks on the network's subnets serialise allocation per network on PostgreSQL, so concurrent
+    # requests queue instead of all choosing the same "next free" address (SQLite's writers are serial)
     subnets = list(
         session.scalars(
-            select(Subnet).where(Subnet.network_id == net.id).order_by(Subnet.created_at, Subnet.id)
+            select(Subnet)
+            .where(Subnet.network_id == net.id)
+            .order_by(Subnet.created_at, Subnet.id)
+            .with_for_update()
         )
     )
     by_id = {s.id: s for s in subnets}

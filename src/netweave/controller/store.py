@@ -31,15 +31,26 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         self.engine = create_engine(self.url, **kwargs)
         if self.url.startswith("sqlite"):
-
+            # pysqlite's own transaction handling is switched off so that writers can BEGIN IMMEDIATE:
+            # a deferred writer that read first and then tries to write loses to a concurrent writer
+            # with "database is locked" at once instead of waiting (the SQLAlchemy pysqlite recipe)
             @event.listens_for(self.engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA foreign_keys=ON")
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.close()
 
+            @event.listens_for(self.engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                immediate = conn.get_execution_options().get("netweave_write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writers = sessionmaker(
+            self.engine.execution_options(netweave_write=True), expire_on_commit=False
+        )
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -52,7 +63,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One request's writes: committed together with the global revision bump, or not at all."""
-        with self.sessions.begin() as session:
+        with self._writers.begin() as session:
             yield session
 
     def revision(self, session: Session) -> int:
