@@ -150,6 +150,23 @@ def test_openstack_cli_subnets_ports_and_network_in_use(endpoint: str) -> None:
     osc(endpoint, "network", "delete", "tenant-net")
 
 
+def test_openstack_cli_security_groups(endpoint: str) -> None:
+    sg = osc_json(endpoint, "security", "group", "create", "sg1")
+    assert sg["name"] == "sg1" and len(sg["rules"]) == 2
+    rule = osc_json(endpoint, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+                    "--remote-ip", "198.51.100.0/24", "sg1")
+    assert (rule["port_range_min"], rule["port_range_max"], rule["protocol"]) == (22, 22, "tcp")
+    dup = osc(endpoint, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+              "--remote-ip", "198.51.100.0/24", "sg1", ok=False)
+    assert dup.returncode != 0 and "already exists" in dup.stderr
+    rules = osc_json(endpoint, "security", "group", "rule", "list", "sg1")
+    assert len(rules) == 3
+    names = {g["Name"] for g in osc_json(endpoint, "security", "group", "list")}
+    assert names == {"default", "sg1"}
+    osc(endpoint, "security", "group", "rule", "delete", rule["id"])
+    osc(endpoint, "security", "group", "delete", "sg1")
+
+
 def test_openstacksdk_networks(endpoint: str) -> None:
     import openstack
 

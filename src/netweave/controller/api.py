@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netweave.controller import networks, ports, subnets
-from netweave.controller.db import Network, Port, Subnet
+from netweave.controller import networks, ports, security_groups, subnets
+from netweave.controller.db import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
 from netweave.controller.store import Store
@@ -41,6 +41,7 @@ class Kind:
     get: Callable[[Session, str], Any]
     update: Callable[[Session, str, Any], Any]
     delete: Callable[[Session, str], None]
+    plural: str = ""  # the response's collection key where it differs from the URL (security-groups)
 
 
 def errors_conflict(message: str) -> NeutronError:
@@ -227,13 +228,45 @@ def create_app(
             subnets.update,
             subnets.delete,
         ),
+        "security-groups": Kind(
+            "security_group",
+            SecurityGroup,
+            lambda _ses, g: security_groups.show(g),
+            security_groups.create,
+            security_groups.get,
+            security_groups.update,
+            security_groups.delete,
+            "security_groups",
+        ),
+        "security-group-rules": Kind(
+            "security_group_rule",
+            SecurityGroupRule,
+            lambda _ses, r: security_groups.show_rule(r),
+            security_groups.create_rule,
+            security_groups.get_rule,
+            security_groups.update_rule,
+            security_groups.delete_rule,
+            "security_group_rules",
+        ),
         "ports": Kind(
             "port", Port, lambda _ses, p: ports.show(p), ports.create, ports.get, ports.update, ports.delete
         ),
     }
 
+    def ensure_default_group(owner: str) -> None:
+        with store.sessions() as session:
+            exists = session.scalar(
+                select(SecurityGroup.id).where(
+                    SecurityGroup.project_id == owner, SecurityGroup.name == "default"
+                )
+            )
+        if not exists:
+            with_retries(lambda ses: (security_groups.default_group(ses, owner), {})[1])
+
     def add_routes(collection: str, kind: Kind) -> None:
         def listing(request: Request) -> dict[str, Any]:
+            if collection == "security-groups":  # Neutron shows a project its default group from the start
+                ensure_default_group(project(request))
             with store.sessions() as session:
                 if collection == "networks":  # one query for every network's subnets
                     sids = networks.subnet_ids(session)
@@ -243,7 +276,7 @@ def create_app(
             return apply(
                 items,
                 list(request.query_params.multi_items()),
-                collection=collection,
+                collection=kind.plural or collection,
                 base_url=f"{base(request)}/v2.0/{collection}",
             )
 

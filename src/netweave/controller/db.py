@@ -141,3 +141,49 @@ class IPAllocation(Base):
     ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
     port_id: Mapped[str] = mapped_column(ForeignKey("ports.id"), index=True)
     network_id: Mapped[str] = mapped_column(String(36), index=True)
+
+
+class SecurityGroup(Base):
+    __tablename__ = "security_groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    stateful: Mapped[bool] = mapped_column(Boolean, default=True)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    rules: Mapped[list["SecurityGroupRule"]] = relationship(
+        "SecurityGroupRule",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="SecurityGroupRule.created_at",
+        foreign_keys="SecurityGroupRule.security_group_id",
+    )
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == SecurityGroup.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )
+
+
+class SecurityGroupRule(Base):
+    __tablename__ = "security_group_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    security_group_id: Mapped[str] = mapped_column(ForeignKey("security_groups.id"), index=True)
+    project_id: Mapped[str] = mapped_column(String(255))
+    direction: Mapped[str] = mapped_column(String(8))
+    ethertype: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    port_range_min: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    port_range_max: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remote_ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    remote_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

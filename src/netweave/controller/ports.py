@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from netweave.controller import errors, ipam
+from netweave.controller import errors, ipam, security_groups
 from netweave.controller.attributes import Attr, check_body, to_bool, to_str
 from netweave.controller.db import IPAllocation, Network, Port, Subnet, Tag, utcnow
 from netweave.packet.addr import mac_to_bytes
@@ -113,7 +113,7 @@ ATTRS = {
     "binding:vnic_type": Attr(_vnic, default="normal"),
     "binding:profile": Attr(_dict, default={}),
     "port_security_enabled": Attr(to_bool, default=None),
-    "security_groups": Attr(_str_list, default=[]),
+    "security_groups": Attr(_str_list, default=None),
     "allowed_address_pairs": Attr(_pairs, default=[]),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
@@ -273,10 +273,12 @@ def create(session: Session, project: str, raw: Any) -> Port:
     security = (
         net.port_security_enabled if body["port_security_enabled"] is None else body["port_security_enabled"]
     )
+    owner = body.get("project_id") or body.get("tenant_id") or project
+    groups = security_groups.check_port_groups(session, owner, body["security_groups"], security)
     port = Port(
         id=port_id,
         network_id=net.id,
-        project_id=body.get("project_id") or body.get("tenant_id") or project,
+        project_id=owner,
         name=body["name"],
         description=body["description"],
         admin_state_up=body["admin_state_up"],
@@ -288,7 +290,7 @@ def create(session: Session, project: str, raw: Any) -> Port:
         binding_vnic_type=body["binding:vnic_type"],
         binding_profile=body["binding:profile"],
         port_security_enabled=security,
-        security_groups=body["security_groups"],
+        security_groups=groups,
         allowed_address_pairs=body["allowed_address_pairs"],
         revision_number=0,
         created_at=utcnow(),
@@ -324,12 +326,16 @@ def update(session: Session, port_id: str, raw: Any) -> Port:
         "binding:vnic_type": "binding_vnic_type",
         "binding:profile": "binding_profile",
         "port_security_enabled": "port_security_enabled",
-        "security_groups": "security_groups",
         "allowed_address_pairs": "allowed_address_pairs",
     }
     for key, column in columns.items():
         if key in body and body[key] is not None:
             setattr(port, column, body[key])
+    if "security_groups" in body or "port_security_enabled" in body:
+        wanted = body["security_groups"] if "security_groups" in body else list(port.security_groups)
+        port.security_groups = security_groups.check_port_groups(
+            session, port.project_id, wanted, port.port_security_enabled
+        )
     if "fixed_ips" in body:
         net = session.get(Network, port.network_id)
         assert net is not None
