@@ -153,11 +153,36 @@ def test_openstack_cli_subnets_ports_and_network_in_use(endpoint: str) -> None:
 def test_openstack_cli_security_groups(endpoint: str) -> None:
     sg = osc_json(endpoint, "security", "group", "create", "sg1")
     assert sg["name"] == "sg1" and len(sg["rules"]) == 2
-    rule = osc_json(endpoint, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
-                    "--remote-ip", "198.51.100.0/24", "sg1")
+    rule = osc_json(
+        endpoint,
+        "security",
+        "group",
+        "rule",
+        "create",
+        "--protocol",
+        "tcp",
+        "--dst-port",
+        "22",
+        "--remote-ip",
+        "198.51.100.0/24",
+        "sg1",
+    )
     assert (rule["port_range_min"], rule["port_range_max"], rule["protocol"]) == (22, 22, "tcp")
-    dup = osc(endpoint, "security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
-              "--remote-ip", "198.51.100.0/24", "sg1", ok=False)
+    dup = osc(
+        endpoint,
+        "security",
+        "group",
+        "rule",
+        "create",
+        "--protocol",
+        "tcp",
+        "--dst-port",
+        "22",
+        "--remote-ip",
+        "198.51.100.0/24",
+        "sg1",
+        ok=False,
+    )
     assert dup.returncode != 0 and "already exists" in dup.stderr
     rules = osc_json(endpoint, "security", "group", "rule", "list", "sg1")
     assert len(rules) == 3
@@ -165,6 +190,37 @@ def test_openstack_cli_security_groups(endpoint: str) -> None:
     assert names == {"default", "sg1"}
     osc(endpoint, "security", "group", "rule", "delete", rule["id"])
     osc(endpoint, "security", "group", "delete", "sg1")
+
+
+def test_openstack_cli_qos(endpoint: str) -> None:
+    q = osc_json(endpoint, "network", "qos", "policy", "create", "q1")
+    assert q["name"] == "q1"
+    rule = osc_json(
+        endpoint,
+        "network",
+        "qos",
+        "rule",
+        "create",
+        "--type",
+        "bandwidth-limit",
+        "--max-kbps",
+        "1000",
+        "--max-burst-kbits",
+        "100",
+        "q1",
+    )
+    assert rule["max_kbps"] == 1000 and rule["max_burst_kbps"] == 100
+    osc_json(
+        endpoint, "network", "qos", "rule", "create", "--type", "dscp-marking", "--dscp-mark", "26", "q1"
+    )
+    shown = osc_json(endpoint, "network", "qos", "policy", "show", "q1")
+    assert sorted(r["type"] for r in shown["rules"]) == ["bandwidth_limit", "dscp_marking"]
+    net = osc_json(endpoint, "network", "create", "--qos-policy", "q1", "qnet")
+    assert net["qos_policy_id"] == q["id"]
+    busy = osc(endpoint, "network", "qos", "policy", "delete", "q1", ok=False)
+    assert busy.returncode != 0
+    osc(endpoint, "network", "delete", "qnet")
+    osc(endpoint, "network", "qos", "policy", "delete", "q1")
 
 
 def test_openstacksdk_networks(endpoint: str) -> None:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netweave.controller import networks, ports, security_groups, subnets
-from netweave.controller.db import Network, Port, SecurityGroup, SecurityGroupRule, Subnet
+from netweave.controller import networks, ports, qos, security_groups, subnets
+from netweave.controller.db import Network, Port, QosPolicy, SecurityGroup, SecurityGroupRule, Subnet
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
 from netweave.controller.store import Store
@@ -248,6 +248,16 @@ def create_app(
             security_groups.delete_rule,
             "security_group_rules",
         ),
+        "qos/policies": Kind(
+            "policy",
+            QosPolicy,
+            lambda _ses, q: qos.show(q),
+            qos.create,
+            qos.get,
+            qos.update,
+            qos.delete,
+            "policies",
+        ),
         "ports": Kind(
             "port", Port, lambda _ses, p: ports.show(p), ports.create, ports.get, ports.update, ports.delete
         ),
@@ -262,6 +272,53 @@ def create_app(
             )
         if not exists:
             with_retries(lambda ses: (security_groups.default_group(ses, owner), {})[1])
+
+    def add_qos_rule_routes(rt: qos.RuleType) -> None:
+        """Rules are sub-resources of a policy: /v2.0/qos/policies/{id}/<type>_rules[/{rule id}]."""
+        prefix = f"/v2.0/qos/policies/{{pid}}/{rt.collection}"
+
+        def listing(request: Request, pid: str) -> dict[str, Any]:
+            with store.sessions() as session:
+                items = [qos.show_rule(r) for r in qos.get(session, pid).rules if r.type == rt.name]
+            for item in items:
+                del item["type"], item["qos_policy_id"]
+            return apply(
+                items,
+                list(request.query_params.multi_items()),
+                collection=rt.collection,
+                base_url=f"{base(request)}{prefix.format(pid=pid)}",
+            )
+
+        async def create(request: Request, pid: str) -> JSONResponse:
+            raw = await body(request)
+            out = await run_in_threadpool(
+                with_retries, lambda ses: {rt.member: qos.show_rule(qos.create_rule(ses, rt, pid, raw))}
+            )
+            return JSONResponse(out, status_code=201)
+
+        def show(pid: str, rid: str) -> dict[str, Any]:
+            with store.sessions() as session:
+                return {rt.member: qos.show_rule(qos.get_rule(session, rt, pid, rid))}
+
+        async def update(request: Request, pid: str, rid: str) -> dict[str, Any]:
+            raw = await body(request)
+            return await run_in_threadpool(
+                with_retries, lambda ses: {rt.member: qos.show_rule(qos.update_rule(ses, rt, pid, rid, raw))}
+            )
+
+        def delete(pid: str, rid: str) -> Response:
+            def run(session: Session) -> dict[str, Any]:
+                qos.delete_rule(session, rt, pid, rid)
+                return {}
+
+            with_retries(run)
+            return Response(status_code=204)
+
+        app.get(prefix)(listing)
+        app.post(prefix)(create)
+        app.get(prefix + "/{rid}")(show)
+        app.put(prefix + "/{rid}")(update)
+        app.delete(prefix + "/{rid}", status_code=204)(delete)
 
     def add_routes(collection: str, kind: Kind) -> None:
         def listing(request: Request) -> dict[str, Any]:
@@ -317,5 +374,7 @@ def create_app(
 
     for collection, kind in kinds.items():
         add_routes(collection, kind)
+    for rule_type in qos.RULE_TYPES.values():
+        add_qos_rule_routes(rule_type)
 
     return app

@@ -53,6 +53,7 @@ class Network(Base):
     replication: Mapped[str] = mapped_column(String(16), default="ingress")
     multicast_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
     arp_suppression: Mapped[bool] = mapped_column(Boolean, default=True)
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -116,6 +117,7 @@ class Port(Base):
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     security_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -187,3 +189,41 @@ class SecurityGroupRule(Base):
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QosPolicy(Base):
+    __tablename__ = "qos_policies"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    rules: Mapped[list["QosRule"]] = relationship(
+        "QosRule", cascade="all, delete-orphan", lazy="selectin", order_by="QosRule.id"
+    )
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == QosPolicy.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )
+
+
+class QosRule(Base):
+    """Bandwidth-limit and DSCP-marking rules share a table; `type` says which columns apply."""
+
+    __tablename__ = "qos_rules"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(ForeignKey("qos_policies.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    max_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_burst_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    dscp_mark: Mapped[int | None] = mapped_column(Integer, nullable=True)

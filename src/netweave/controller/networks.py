@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from netweave.controller import errors
+from netweave.controller import errors, qos
 from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
 from netweave.controller.db import Network, Port, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import NETWORK_TYPES, OVERLAY_TYPES, TYPE_LIMITS, TypeConfig
@@ -69,6 +69,7 @@ ATTRS = {
     "netweave:arp_suppression": Attr(to_bool, default=True),
     "tags": Attr(_tags, default=[]),
     "availability_zone_hints": Attr(lambda n, v: [], default=[]),
+    "qos_policy_id": Attr(lambda n, v: v, default=None),
 }
 
 
@@ -85,7 +86,7 @@ def show(net: Network, subnet_ids: list[str] | None = None) -> dict[str, Any]:
         "router:external": net.router_external,
         "mtu": net.mtu,
         "port_security_enabled": net.port_security_enabled,
-        "qos_policy_id": None,
+        "qos_policy_id": net.qos_policy_id,
         "project_id": net.project_id,
         "tenant_id": net.project_id,
         "availability_zone_hints": [],
@@ -199,6 +200,7 @@ def create(session: Session, cfg: TypeConfig, project: str, raw: Any) -> Network
         created_at=utcnow(),
         updated_at=utcnow(),
         tags=[Tag(tag=t) for t in body["tags"]],
+        qos_policy_id=qos.check_policy_ref(session, body["qos_policy_id"]),
     )
     session.add(net)
     try:
@@ -240,6 +242,8 @@ def update(session: Session, cfg: TypeConfig, net_id: str, raw: Any) -> Network:
         net.mtu = body["mtu"]
     if net.replication == "multicast" and not net.multicast_group:
         raise errors.BadRequest("netweave:replication multicast needs netweave:multicast_group.")
+    if "qos_policy_id" in body:
+        net.qos_policy_id = qos.check_policy_ref(session, body["qos_policy_id"])
     if "tags" in body:
         net.tags = [Tag(tag=t) for t in body["tags"]]
     net.revision_number += 1

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from netweave.controller import errors, ipam, security_groups
+from netweave.controller import errors, ipam, qos, security_groups
 from netweave.controller.attributes import Attr, check_body, to_bool, to_str
 from netweave.controller.db import IPAllocation, Network, Port, Subnet, Tag, utcnow
 from netweave.packet.addr import mac_to_bytes
@@ -118,6 +118,7 @@ ATTRS = {
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
     "tags": Attr(_tags, default=[]),
+    "qos_policy_id": Attr(_any, default=None),
 }
 
 
@@ -144,7 +145,7 @@ def show(port: Port) -> dict[str, Any]:
         "binding:vif_type": "netweave" if port.binding_host_id else "unbound",
         "binding:vif_details": {},
         "binding:profile": dict(port.binding_profile),
-        "qos_policy_id": None,
+        "qos_policy_id": port.qos_policy_id,
         "propagate_uplink_status": False,
         "revision_number": port.revision_number,
         "created_at": port.created_at.isoformat() + "Z",
@@ -300,6 +301,7 @@ def create(session: Session, project: str, raw: Any) -> Port:
             for sid, ip in pairs
         ],
         tags=[Tag(tag=t) for t in body["tags"]],
+        qos_policy_id=qos.check_policy_ref(session, body["qos_policy_id"]),
     )
     session.add(port)
     session.flush()
@@ -347,6 +349,8 @@ def update(session: Session, port_id: str, raw: Any) -> Port:
             IPAllocation(subnet_id=sid, ip_address=ip, port_id=port.id, network_id=port.network_id)
             for sid, ip in pairs
         ]
+    if "qos_policy_id" in body:
+        port.qos_policy_id = qos.check_policy_ref(session, body["qos_policy_id"])
     if "tags" in body:
         port.tags = [Tag(tag=t) for t in body["tags"]]
     port.revision_number += 1
