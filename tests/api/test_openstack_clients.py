@@ -223,6 +223,35 @@ def test_openstack_cli_qos(endpoint: str) -> None:
     osc(endpoint, "network", "qos", "policy", "delete", "q1")
 
 
+def test_openstack_cli_routers_and_floating_ips(endpoint: str) -> None:
+    osc_json(endpoint, "network", "create", "--external", "public")
+    osc_json(
+        endpoint, "subnet", "create", "--network", "public", "--subnet-range", "203.0.113.0/24", "pub-sub"
+    )
+    osc_json(endpoint, "network", "create", "inside")
+    sub = osc_json(
+        endpoint, "subnet", "create", "--network", "inside", "--subnet-range", "10.20.0.0/24", "in-sub"
+    )
+    r = osc_json(endpoint, "router", "create", "r1")
+    osc(endpoint, "router", "add", "subnet", "r1", "in-sub")
+    osc(endpoint, "router", "set", "--external-gateway", "public", "r1")
+    shown = osc_json(endpoint, "router", "show", "r1")
+    assert shown["id"] == r["id"] and shown["external_gateway_info"]["network_id"]
+    assert any(i["subnet_id"] == sub["id"] for i in shown["interfaces_info"])
+    vm = osc_json(endpoint, "port", "create", "--network", "inside", "vm")
+    fip = osc_json(endpoint, "floating", "ip", "create", "public")
+    osc(endpoint, "floating", "ip", "set", "--port", "vm", fip["id"])
+    fip = osc_json(endpoint, "floating", "ip", "show", fip["id"])
+    assert fip["port_id"] == vm["id"] and fip["router_id"] == r["id"]
+    busy = osc(endpoint, "router", "delete", "r1", ok=False)
+    assert busy.returncode != 0
+    osc(endpoint, "floating", "ip", "delete", fip["id"])
+    osc(endpoint, "port", "delete", "vm")
+    osc(endpoint, "router", "remove", "subnet", "r1", "in-sub")
+    osc(endpoint, "router", "unset", "--external-gateway", "r1")
+    osc(endpoint, "router", "delete", "r1")
+
+
 def test_openstacksdk_networks(endpoint: str) -> None:
     import openstack
 

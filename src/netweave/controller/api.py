@@ -19,8 +19,17 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netweave.controller import networks, ports, qos, security_groups, subnets
-from netweave.controller.db import Network, Port, QosPolicy, SecurityGroup, SecurityGroupRule, Subnet
+from netweave.controller import floatingips, networks, ports, qos, routers, security_groups, subnets
+from netweave.controller.db import (
+    FloatingIP,
+    Network,
+    Port,
+    QosPolicy,
+    Router,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+)
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
 from netweave.controller.store import Store
@@ -258,6 +267,24 @@ def create_app(
             qos.delete,
             "policies",
         ),
+        "routers": Kind(
+            "router",
+            Router,
+            routers.show,
+            lambda ses, owner, raw: routers.create(ses, cfg, owner, raw),
+            routers.get,
+            routers.update,
+            routers.delete,
+        ),
+        "floatingips": Kind(
+            "floatingip",
+            FloatingIP,
+            lambda _ses, f: floatingips.show(f),
+            floatingips.create,
+            floatingips.get,
+            floatingips.update,
+            floatingips.delete,
+        ),
         "ports": Kind(
             "port", Port, lambda _ses, p: ports.show(p), ports.create, ports.get, ports.update, ports.delete
         ),
@@ -272,6 +299,16 @@ def create_app(
             )
         if not exists:
             with_retries(lambda ses: (security_groups.default_group(ses, owner), {})[1])
+
+    def add_router_action(action: str, fn: Callable[[Session, str, Any], dict[str, Any]]) -> None:
+        """PUT /v2.0/routers/{id}/add_router_interface (and remove_): Neutron answers 200 with the
+        interface's ids, not the router."""
+
+        async def handler(request: Request, rid: str) -> dict[str, Any]:
+            raw = await body(request)
+            return await run_in_threadpool(with_retries, lambda ses: fn(ses, rid, raw))
+
+        app.put(f"/v2.0/routers/{{rid}}/{action}")(handler)
 
     def add_qos_rule_routes(rt: qos.RuleType) -> None:
         """Rules are sub-resources of a policy: /v2.0/qos/policies/{id}/<type>_rules[/{rule id}]."""
@@ -376,5 +413,11 @@ def create_app(
         add_routes(collection, kind)
     for rule_type in qos.RULE_TYPES.values():
         add_qos_rule_routes(rule_type)
+
+    for action, fn in (
+        ("add_router_interface", routers.add_interface),
+        ("remove_router_interface", routers.remove_interface),
+    ):
+        add_router_action(action, fn)
 
     return app

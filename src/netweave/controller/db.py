@@ -227,3 +227,56 @@ class QosRule(Base):
     max_burst_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
     dscp_mark: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Router(Base):
+    """A tenant routing domain. Its interfaces and gateway are ports (device_id = the router), as in
+    Neutron; `l3_vni` is the VNI of its routing domain for symmetric IRB (issue 7)."""
+
+    __tablename__ = "routers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
+    gw_network_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    enable_snat: Mapped[bool] = mapped_column(Boolean, default=True)
+    routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    l3_vni: Mapped[int] = mapped_column(Integer, unique=True)
+    irb: Mapped[str] = mapped_column(String(16), default="symmetric")
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == Router.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )
+
+
+class FloatingIP(Base):
+    __tablename__ = "floatingips"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    floating_network_id: Mapped[str] = mapped_column(ForeignKey("networks.id"), index=True)
+    floating_ip_address: Mapped[str] = mapped_column(String(64))
+    floating_port_id: Mapped[str] = mapped_column(String(36))
+    port_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    router_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tags: Mapped[list[Tag]] = relationship(
+        Tag,
+        primaryjoin="foreign(Tag.resource_id) == FloatingIP.id",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        overlaps="tags",
+    )

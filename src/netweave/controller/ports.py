@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, qos, security_groups
 from netweave.controller.attributes import Attr, check_body, to_bool, to_str
-from netweave.controller.db import IPAllocation, Network, Port, Subnet, Tag, utcnow
+from netweave.controller.db import FloatingIP, IPAllocation, Network, Port, Subnet, Tag, utcnow
 from netweave.packet.addr import mac_to_bytes
 
 BASE_MAC = "fa:16:3e"  # Neutron's default base_mac: clients and tools recognise it
@@ -358,5 +358,26 @@ def update(session: Session, port_id: str, raw: Any) -> Port:
     return port
 
 
+#: ports that belong to a router or a floating IP: they go with their owner, not through /ports
+OWNED = (
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:router_gateway",
+    "network:floatingip",
+)
+
+
 def delete(session: Session, port_id: str) -> None:
-    session.delete(get(session, port_id))
+    port = get(session, port_id)
+    if port.device_owner in OWNED:
+        e = errors.Conflict(
+            f"Port {port.id} cannot be deleted directly via the port API: has device owner "
+            f"{port.device_owner}."
+        )
+        e.type = "ServicePortInUse"
+        raise e
+    for fip in session.scalars(select(FloatingIP).where(FloatingIP.port_id == port.id)):
+        # a deleted port takes its floating IPs' associations with it, as in Neutron
+        fip.port_id = fip.fixed_ip_address = fip.router_id = None
+        fip.revision_number += 1
+    session.delete(port)

@@ -37,6 +37,8 @@ class TypeConfig:
         }
     )
     physical_networks: tuple[str, ...] = ("physnet1",)
+    #: routers' L3 VNIs (symmetric IRB); kept apart from the network VNI ranges above
+    l3_vni_range: tuple[int, int] = (100000, 199999)
 
     def mtu(self, network_type: str) -> int:
         if network_type in OVERLAY_TYPES:
