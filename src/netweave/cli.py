@@ -16,6 +16,7 @@ from rich.table import Table
 from netweave.controller.api import create_app
 from netweave.controller.store import Store
 from netweave.controller.store import default_db_url as store_default_url
+from netweave.controller.typedrivers import TypeConfig
 from netweave.packet import GeneveOption, overhead_table
 from netweave.vtep.config import ConfigError, load
 from netweave.vtep.control import request
@@ -37,10 +38,20 @@ def encap_group() -> None:
 
 
 @encap_group.command("overhead")
-@click.option("--underlay-mtu", type=click.IntRange(68, 65535), default=1500, show_default=True,
-              help="IP MTU of the underlay links.")
-@click.option("--geneve-option-bytes", type=click.IntRange(0, 124), default=0, show_default=True,
-              help="Bytes of Geneve option data carried (a multiple of 4).")
+@click.option(
+    "--underlay-mtu",
+    type=click.IntRange(68, 65535),
+    default=1500,
+    show_default=True,
+    help="IP MTU of the underlay links.",
+)
+@click.option(
+    "--geneve-option-bytes",
+    type=click.IntRange(0, 124),
+    default=0,
+    show_default=True,
+    help="Bytes of Geneve option data carried (a multiple of 4).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def encap_overhead(underlay_mtu: int, geneve_option_bytes: int, as_json: bool) -> None:
     """Overhead per encapsulation and underlay family, and the largest tenant MTU that fits."""
@@ -51,8 +62,20 @@ def encap_overhead(underlay_mtu: int, geneve_option_bytes: int, as_json: bool) -
         options = [GeneveOption(option_class=0x0102, type=0x80, data=bytes(geneve_option_bytes))]
     rows = overhead_table(underlay_mtu, options)
     if as_json:
-        click.echo(json.dumps([{"encap": r.encap, "underlay": r.underlay, "overhead_bytes": r.overhead_bytes,
-                                "inner_mtu": r.inner_mtu} for r in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "encap": r.encap,
+                        "underlay": r.underlay,
+                        "overhead_bytes": r.overhead_bytes,
+                        "inner_mtu": r.inner_mtu,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return
     table = Table(title=f"Encapsulation overhead, underlay MTU {underlay_mtu}")
     table.add_column("encap")
@@ -76,8 +99,10 @@ def vtep(ctx: click.Context, config_path: str | None, control_socket: str | None
         return
     if config_path is None:
         raise UsageFail("--config FILE is required to run a VTEP")
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         cfg = load(config_path)
     except ConfigError as exc:
@@ -115,18 +140,50 @@ def vtep_stats(control_socket: str, as_json: bool) -> None:
     drops = ", ".join(f"{k}={v}" for k, v in stats["drops"].items()) or "none"
     console.print(f"drops: {drops}")
     fc = stats["flow_cache"]
-    console.print(f"fib entries: {stats['fib_entries']}  bindings: {stats['bindings']}  "
-                  f"flow cache: {fc['entries']} entries, {fc['hits']} hits, {fc['misses']} misses")
+    console.print(
+        f"fib entries: {stats['fib_entries']}  bindings: {stats['bindings']}  "
+        f"flow cache: {fc['entries']} entries, {fc['hits']} hits, {fc['misses']} misses"
+    )
 
 
 @app.command("controller")
-@click.option("--db", "db_url", help="SQLAlchemy URL (default: SQLite under the user's data directory; "
-              "postgresql+psycopg://... for a shared store).")
+@click.option(
+    "--db",
+    "db_url",
+    help="SQLAlchemy URL (default: SQLite under the user's data directory; "
+    "postgresql+psycopg://... for a shared store).",
+)
 @click.option("--listen", default="127.0.0.1:9696", show_default=True, help="HOST:PORT for the REST API.")
 @click.option("--unix-socket", help="Also serve the API on this Unix socket (for agents).")
-@click.option("--default-project", default="netweave", show_default=True,
-              help="Project of requests without an X-Project-Id header.")
-def controller(db_url: str | None, listen: str, unix_socket: str | None, default_project: str) -> None:
+@click.option(
+    "--default-project",
+    default="netweave",
+    show_default=True,
+    help="Project of requests without an X-Project-Id header.",
+)
+@click.option(
+    "--default-network-type",
+    type=click.Choice(["vxlan", "geneve", "gre", "nvgre"]),
+    default="vxlan",
+    show_default=True,
+    help="Type of tenant networks created without provider attributes.",
+)
+@click.option(
+    "--underlay-mtu",
+    type=click.IntRange(576, 65535),
+    default=1500,
+    show_default=True,
+    help="MTU of the underlay: overlay network MTUs are this minus the encapsulation overhead.",
+)
+def controller(
+    *,
+    db_url: str | None,
+    listen: str,
+    unix_socket: str | None,
+    default_project: str,
+    default_network_type: str,
+    underlay_mtu: int,
+) -> None:
     """Run the controller: the Neutron v2.0-compatible API over the store."""
     host, sep, port_text = listen.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -135,11 +192,18 @@ def controller(db_url: str | None, listen: str, unix_socket: str | None, default
         store = Store(db_url)
         store.upgrade()
     except Exception as exc:  # any driver or migration failure, reported in one line
-        raise click.ClickException(f"store {db_url or store_default_url()}: {' '.join(str(exc).split())}") \
-            from None
-    api = create_app(store, default_project=default_project)
-    servers = [uvicorn.Server(uvicorn.Config(api, host=host.strip("[]") or "127.0.0.1", port=int(port_text),
-                                             log_level="warning"))]
+        raise click.ClickException(
+            f"store {db_url or store_default_url()}: {' '.join(str(exc).split())}"
+        ) from None
+    types = TypeConfig(default_type=default_network_type, underlay_mtu=underlay_mtu)
+    api = create_app(store, types, default_project=default_project)
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                api, host=host.strip("[]") or "127.0.0.1", port=int(port_text), log_level="warning"
+            )
+        )
+    ]
     if unix_socket:
         servers.append(uvicorn.Server(uvicorn.Config(api, uds=unix_socket, log_level="warning")))
     click.echo(f"netweave controller: listening on http://{listen}/ (store {store.url})")

@@ -79,7 +79,8 @@ def osc_json(endpoint: str, *args: str) -> Any:
 
 
 def test_openstack_cli_networks(endpoint: str) -> None:
-    net = osc_json(endpoint, "network", "create", "demo")
+    net = osc_json(endpoint, "network", "create", "--tag", "blue", "demo")
+    assert net["tags"] == ["blue"]
     assert net["name"] == "demo" and net["mtu"] == 1450 and net["provider:network_type"] == "vxlan"
     vlan = osc_json(
         endpoint,
@@ -96,6 +97,7 @@ def test_openstack_cli_networks(endpoint: str) -> None:
     assert vlan["provider:segmentation_id"] == 100 and vlan["provider:physical_network"] == "physnet1"
     names = {n["Name"] for n in osc_json(endpoint, "network", "list")}
     assert names == {"demo", "v100"}
+    assert [n["Name"] for n in osc_json(endpoint, "network", "list", "--tags", "blue")] == ["demo"]
     shown = osc_json(
         endpoint, "network", "show", "demo"
     )  # lookup by name: GET /networks/demo -> 404 -> ?name=

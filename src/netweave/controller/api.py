@@ -29,6 +29,8 @@ from netweave.controller.db import (
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
+    Tag,
+    utcnow,
 )
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
@@ -51,6 +53,14 @@ class Kind:
     update: Callable[[Session, str, Any], Any]
     delete: Callable[[Session, str], None]
     plural: str = ""  # the response's collection key where it differs from the URL (security-groups)
+
+
+def check_tags(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(
+        isinstance(t, str) and 0 < len(t) <= 255 and "," not in t for t in value
+    ):
+        raise BadRequest("Invalid input for tags. Reason: a list of non-empty strings without commas.")
+    return value
 
 
 def errors_conflict(message: str) -> NeutronError:
@@ -300,6 +310,63 @@ def create_app(
         if not exists:
             with_retries(lambda ses: (security_groups.default_group(ses, owner), {})[1])
 
+    def add_tag_routes(collection: str, kind: Kind) -> None:
+        """Neutron's tag API on every resource with standard attributes (/v2.0/<coll>/{id}/tags[/{tag}])."""
+        prefix = f"/v2.0/{collection}/{{rid}}/tags"
+
+        def change(rid: str, fn: Callable[[set[str]], set[str]]) -> dict[str, Any]:
+            def run(session: Session) -> dict[str, Any]:
+                row = kind.get(session, rid)
+                new = fn({t.tag for t in row.tags})
+                row.tags = [Tag(tag=t) for t in sorted(new)]
+                row.revision_number += 1
+                row.updated_at = utcnow()
+                return {"tags": sorted(new)}
+
+            return with_retries(run)
+
+        def list_tags(rid: str) -> dict[str, Any]:
+            with store.sessions() as session:
+                return {"tags": sorted(t.tag for t in kind.get(session, rid).tags)}
+
+        async def replace_tags(request: Request, rid: str) -> dict[str, Any]:
+            raw = await body(request)
+            if not isinstance(raw, dict) or set(raw) != {"tags"}:
+                raise BadRequest('Expected {"tags": [...]}')
+            tags = check_tags(raw["tags"])
+            return await run_in_threadpool(change, rid, lambda _old: set(tags))
+
+        def clear_tags(rid: str) -> Response:
+            change(rid, lambda _old: set())
+            return Response(status_code=204)
+
+        def check_tag(rid: str, tag: str) -> Response:
+            with store.sessions() as session:
+                if tag not in {t.tag for t in kind.get(session, rid).tags}:
+                    raise NotFound(f"Tag {tag} could not be found for {kind.member} {rid}.")
+            return Response(status_code=204)
+
+        def add_tag(rid: str, tag: str) -> Response:
+            check_tags([tag])
+            change(rid, lambda old: old | {tag})
+            return Response(status_code=201)
+
+        def remove_tag(rid: str, tag: str) -> Response:
+            def drop(old: set[str]) -> set[str]:
+                if tag not in old:
+                    raise NotFound(f"Tag {tag} could not be found for {kind.member} {rid}.")
+                return old - {tag}
+
+            change(rid, drop)
+            return Response(status_code=204)
+
+        app.get(prefix)(list_tags)
+        app.put(prefix)(replace_tags)
+        app.delete(prefix, status_code=204)(clear_tags)
+        app.get(prefix + "/{tag}", status_code=204)(check_tag)
+        app.put(prefix + "/{tag}", status_code=201)(add_tag)
+        app.delete(prefix + "/{tag}", status_code=204)(remove_tag)
+
     def add_router_action(action: str, fn: Callable[[Session, str, Any], dict[str, Any]]) -> None:
         """PUT /v2.0/routers/{id}/add_router_interface (and remove_): Neutron answers 200 with the
         interface's ids, not the router."""
@@ -411,6 +478,8 @@ def create_app(
 
     for collection, kind in kinds.items():
         add_routes(collection, kind)
+        if collection != "security-group-rules":  # rules have no standard attributes in Neutron
+            add_tag_routes(collection, kind)
     for rule_type in qos.RULE_TYPES.values():
         add_qos_rule_routes(rule_type)
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from netweave.controller.errors import BadRequest
 
 CONTROL_PARAMS = {"fields", "limit", "marker", "page_reverse", "sort_key", "sort_dir"}
+TAG_PARAMS = ("tags", "tags-any", "not-tags", "not-tags-any")
 
 
 def _text(value: Any) -> str:
@@ -36,14 +37,33 @@ def _sort_key(key: str) -> Callable[[dict[str, Any]], tuple[bool, str]]:
     return lambda item: (item.get(key) is None, _text(item.get(key)))
 
 
+def _tag_filter(items: list[dict[str, Any]], params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Neutron's tag filters: `tags=a,b` all of them, `tags-any` any, `not-tags` not all, `not-tags-any`
+    none of them (each may repeat; values are comma-separated)."""
+    for key in TAG_PARAMS:
+        wanted = {t for k, v in params if k == key for t in v.split(",") if t}
+        if not wanted:
+            continue
+        if key == "tags":
+            items = [i for i in items if wanted <= set(i.get("tags", []))]
+        elif key == "tags-any":
+            items = [i for i in items if wanted & set(i.get("tags", []))]
+        elif key == "not-tags":
+            items = [i for i in items if not wanted <= set(i.get("tags", []))]
+        else:
+            items = [i for i in items if not wanted & set(i.get("tags", []))]
+    return items
+
+
 def apply(
     items: list[dict[str, Any]], params: list[tuple[str, str]], *, collection: str, base_url: str
 ) -> dict[str, Any]:
     """Filter, sort, page and project `items` (already shaped as the API shows them)."""
     filters: dict[str, list[str]] = {}
     for k, v in params:
-        if k not in CONTROL_PARAMS:
+        if k not in CONTROL_PARAMS and k not in TAG_PARAMS:
             filters.setdefault(k, []).append(v)
+    items = _tag_filter(items, params)
     known = set(items[0]) if items else set()
     for key, wanted in filters.items():
         if items and key not in known:
