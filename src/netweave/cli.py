@@ -175,6 +175,13 @@ def vtep_stats(control_socket: str, as_json: bool) -> None:
     show_default=True,
     help="MTU of the underlay: overlay network MTUs are this minus the encapsulation overhead.",
 )
+@click.option(
+    "--segment-range",
+    "segment_ranges",
+    multiple=True,
+    metavar="TYPE:MIN:MAX",
+    help="Segmentation IDs to allocate for a network type (vxlan, geneve, gre, nvgre, vlan); repeatable.",
+)
 def controller(
     *,
     db_url: str | None,
@@ -183,6 +190,7 @@ def controller(
     default_project: str,
     default_network_type: str,
     underlay_mtu: int,
+    segment_ranges: tuple[str, ...],
 ) -> None:
     """Run the controller: the Neutron v2.0-compatible API over the store."""
     host, sep, port_text = listen.rpartition(":")
@@ -196,6 +204,11 @@ def controller(
             f"store {db_url or store_default_url()}: {' '.join(str(exc).split())}"
         ) from None
     types = TypeConfig(default_type=default_network_type, underlay_mtu=underlay_mtu)
+    for spec in segment_ranges:
+        try:
+            types.set_range(spec)
+        except ValueError as exc:
+            raise UsageFail(f"--segment-range {spec}: {exc}") from None
     api = create_app(store, types, default_project=default_project)
     servers = [
         uvicorn.Server(

@@ -192,3 +192,21 @@ def test_project_from_header_and_global_revision(client: TestClient, store: Stor
     client.post("/v2.0/networks", json={"network": {"bogus": 1}})  # failed: no bump
     with store.sessions() as s:
         assert s.get(GlobalRevision, 1).value == 2  # type: ignore[union-attr]
+
+
+def test_configured_segment_ranges(tmp_path: Any) -> None:
+    from netweave.controller.api import create_app
+    from netweave.controller.typedrivers import TypeConfig
+
+    types = TypeConfig(default_type="geneve")
+    types.set_range("geneve:7000:7001")
+    with pytest.raises(ValueError, match="geneve IDs"):
+        types.set_range("geneve:0:5")
+    with pytest.raises(ValueError, match="TYPE:MIN:MAX"):
+        types.set_range("lisp:1:2")
+    s = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    s.upgrade()
+    with TestClient(create_app(s, types)) as c:
+        ids = [create(c)["provider:segmentation_id"] for _ in range(2)]
+        assert ids == [7000, 7001]
+        error(c.post("/v2.0/networks", json={"network": {}}), 409, "NoNetworkAvailable")

@@ -69,65 +69,54 @@ def errors_conflict(message: str) -> NeutronError:
     return e
 
 
-EXTENSIONS = [
-    {
-        "alias": "provider",
-        "name": "Provider Network",
-        "description": "Expose mapping of virtual networks to physical networks",
-        "updated": "2012-09-07T10:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "netweave",
-        "name": "NetWeave network attributes",
-        "description": "netweave:control_plane (controller|flood-learn|evpn), netweave:replication "
-        "(ingress|multicast), netweave:multicast_group, netweave:arp_suppression",
+def _ext(alias: str, name: str, description: str) -> dict[str, Any]:
+    return {
+        "alias": alias,
+        "name": name,
+        "description": description,
         "updated": "2026-11-22T00:00:00-00:00",
         "links": [],
-    },
-    {
-        "alias": "net-mtu",
-        "name": "Network MTU",
-        "description": "Provides MTU attribute for a network resource.",
-        "updated": "2015-03-25T10:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "standard-attr-revisions",
-        "name": "Resource revision numbers",
-        "description": "This extension will display the revision number of neutron resources.",
-        "updated": "2016-04-11T10:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "standard-attr-timestamp",
-        "name": "Resource timestamps",
-        "description": "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
-        "standard attributes.",
-        "updated": "2016-09-12T10:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "standard-attr-tag",
-        "name": "Tag support for resources with standard attribute",
-        "description": "Enables to set tag on resources with standard attribute.",
-        "updated": "2017-01-01T00:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "pagination",
-        "name": "Pagination support",
-        "description": "Extension that indicates that pagination is enabled.",
-        "updated": "2016-06-12T00:00:00-00:00",
-        "links": [],
-    },
-    {
-        "alias": "sorting",
-        "name": "Sorting support",
-        "description": "Extension that indicates that sorting is enabled.",
-        "updated": "2016-06-12T00:00:00-00:00",
-        "links": [],
-    },
+    }
+
+
+#: what clients probe for with GET /v2.0/extensions[/alias]; each names a feature this API implements
+EXTENSIONS = [
+    _ext(
+        "netweave",
+        "NetWeave network attributes",
+        "netweave:control_plane (controller|flood-learn|evpn), netweave:replication (ingress|multicast), "
+        "netweave:multicast_group, netweave:arp_suppression; routers: netweave:l3_vni, netweave:irb",
+    ),
+    _ext("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
+    _ext("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    _ext("external-net", "Neutron external network", "Adds external network attribute to network resource."),
+    _ext("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
+    _ext("port-security", "Port Security", "Provides port security"),
+    _ext("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    _ext("security-group", "security-group", "The security groups extension."),
+    _ext("stateful-security-group", "Stateful security group", "Adds the stateful attribute to groups."),
+    _ext("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding between L2 networks"),
+    _ext("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
+    _ext("dvr", "Distributed Virtual Router", "Enables configuration of Distributed Virtual Routers."),
+    _ext("qos", "Quality of Service", "The Quality of Service extension."),
+    _ext(
+        "qos-bw-limit-direction",
+        "Direction for QoS bandwidth limit rule",
+        "Allow to configure QoS bandwidth limit rule with specific direction: ingress or egress",
+    ),
+    _ext("qos-default", "QoS default policy", "Expose the QoS default policy per project"),
+    _ext("standard-attr-revisions", "Resource revision numbers", "Displays revision numbers of resources."),
+    _ext("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields."),
+    _ext("standard-attr-description", "standard-attr-description", "Adds description to resources."),
+    _ext(
+        "standard-attr-tag", "Tag support for resources with standard attribute", "Enables tags on resources."
+    ),
+    _ext("tag-ext", "Tag support for resources", "Tags on networks, subnets, ports, routers and more."),
+    _ext("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
+    _ext("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
+    _ext(
+        "project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."
+    ),
 ]
 
 

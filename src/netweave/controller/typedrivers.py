@@ -40,6 +40,17 @@ class TypeConfig:
     #: routers' L3 VNIs (symmetric IRB); kept apart from the network VNI ranges above
     l3_vni_range: tuple[int, int] = (100000, 199999)
 
+    def set_range(self, spec: str) -> None:
+        """Apply "TYPE:MIN:MAX" (command-line form); ValueError when it is not a valid range of that type."""
+        parts = spec.split(":")
+        if len(parts) != 3 or parts[0] not in TYPE_LIMITS or not parts[1].isdigit() or not parts[2].isdigit():
+            raise ValueError(f"expected TYPE:MIN:MAX with TYPE one of {', '.join(TYPE_LIMITS)}")
+        low, high = int(parts[1]), int(parts[2])
+        limit_low, limit_high = TYPE_LIMITS[parts[0]]
+        if not limit_low <= low <= high <= limit_high:
+            raise ValueError(f"{parts[0]} IDs must satisfy {limit_low} <= MIN <= MAX <= {limit_high}")
+        self.ranges[parts[0]] = (low, high)
+
     def mtu(self, network_type: str) -> int:
         if network_type in OVERLAY_TYPES:
             return self.underlay_mtu - overhead_bytes(network_type, "ipv4")
