@@ -54,6 +54,17 @@ def to_int(name: str, value: Any) -> int | None:
     raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an integer.")
 
 
+def as_is(name: str, value: Any) -> Any:
+    """For attributes the resource module validates itself (they need the store or other attributes)."""
+    return value
+
+
+def to_tags(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
+        raise BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
+    return sorted(set(value))
+
+
 def check_body(raw: Any, resource: str, attrs: dict[str, Attr], *, creating: bool) -> dict[str, Any]:
     """Validate `{"<resource>": {...}}` and return converted values (with defaults when creating)."""
     if not isinstance(raw, dict) or set(raw) != {resource} or not isinstance(raw[resource], dict):

@@ -8,33 +8,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, ports
-from netweave.controller.attributes import Attr, check_body, to_str
+from netweave.controller.attributes import Attr, as_is, check_body, to_str, to_tags
 from netweave.controller.db import FloatingIP, Network, Port, Router, Tag, utcnow
 
 OWNER_FLOATINGIP = "network:floatingip"
 UNSET = object()
 
 
-def _any(name: str, value: Any) -> Any:
-    return value
-
-
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 ATTRS = {
     "floating_network_id": Attr(to_str, put=False, default=UNSET),
-    "floating_ip_address": Attr(_any, put=False, default=None),
-    "subnet_id": Attr(_any, put=False, default=None),
-    "port_id": Attr(_any, default=None),
-    "fixed_ip_address": Attr(_any, default=None),
+    "floating_ip_address": Attr(as_is, put=False, default=None),
+    "subnet_id": Attr(as_is, put=False, default=None),
+    "port_id": Attr(as_is, default=None),
+    "fixed_ip_address": Attr(as_is, default=None),
     "description": Attr(to_str, default=""),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
 }
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, qos
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
+from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str, to_tags
 from netweave.controller.db import Network, Port, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import NETWORK_TYPES, OVERLAY_TYPES, TYPE_LIMITS, TypeConfig
 
@@ -44,12 +44,6 @@ def _multicast(name: str, value: Any) -> str | None:
     return text
 
 
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 ATTRS = {
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
@@ -67,7 +61,7 @@ ATTRS = {
     "netweave:replication": Attr(_choice(REPLICATION), default="ingress"),
     "netweave:multicast_group": Attr(_multicast, default=None),
     "netweave:arp_suppression": Attr(to_bool, default=True),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
     "availability_zone_hints": Attr(lambda n, v: [], default=[]),
     "qos_policy_id": Attr(lambda n, v: v, default=None),
 }

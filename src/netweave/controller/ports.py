@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, qos, security_groups
-from netweave.controller.attributes import Attr, check_body, to_bool, to_str
+from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_str, to_tags
 from netweave.controller.db import FloatingIP, IPAllocation, Network, Port, Subnet, Tag, utcnow
 from netweave.packet.addr import mac_to_bytes
 
@@ -30,10 +30,6 @@ VNIC_TYPES = (
     "remote-managed",
 )
 UNSET = object()
-
-
-def _any(name: str, value: Any) -> Any:
-    return value
 
 
 def _mac(name: str, value: Any) -> str:
@@ -94,19 +90,13 @@ def _pairs(name: str, value: Any) -> list[dict[str, str]]:
     return out
 
 
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 ATTRS = {
     "network_id": Attr(to_str, put=False, default=UNSET),
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
     "admin_state_up": Attr(to_bool, default=True),
     "mac_address": Attr(_mac, put=False, default=None),
-    "fixed_ips": Attr(_any, default=UNSET),
+    "fixed_ips": Attr(as_is, default=UNSET),
     "device_id": Attr(to_str, default=""),
     "device_owner": Attr(to_str, default=""),
     "binding:host_id": Attr(to_str, default=""),
@@ -117,8 +107,8 @@ ATTRS = {
     "allowed_address_pairs": Attr(_pairs, default=[]),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
-    "qos_policy_id": Attr(_any, default=None),
+    "tags": Attr(to_tags, default=[]),
+    "qos_policy_id": Attr(as_is, default=None),
 }
 
 

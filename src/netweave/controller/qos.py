@@ -9,19 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
+from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str, to_tags
 from netweave.controller.db import Network, Port, QosPolicy, QosRule, Tag, utcnow
 
 #: neutron-lib's VALID_DSCP_MARKS
 VALID_DSCP_MARKS = (0, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 46, 48, 56)
 MAX_KBPS = 2**31 - 1
 UNSET = object()
-
-
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
 
 
 def _kbps(name: str, value: Any) -> int | None:
@@ -53,7 +47,7 @@ POLICY_ATTRS = {
     "is_default": Attr(to_bool, default=False),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
 }
 
 

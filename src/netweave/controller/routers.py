@@ -12,17 +12,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, ports
-from netweave.controller.attributes import Attr, check_body, to_bool, to_str
+from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_str, to_tags
 from netweave.controller.db import FloatingIP, Network, Port, Router, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import TypeConfig
 
 OWNER_INTERFACE = "network:router_interface_distributed"
 OWNER_GATEWAY = "network:router_gateway"
 ROUTER_OWNERS = (OWNER_INTERFACE, OWNER_GATEWAY, "network:router_interface")
-
-
-def _any(name: str, value: Any) -> Any:
-    return value
 
 
 def _irb(name: str, value: Any) -> str:
@@ -33,24 +29,18 @@ def _irb(name: str, value: Any) -> str:
     return str(value)
 
 
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 ATTRS = {
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
     "admin_state_up": Attr(to_bool, default=True),
-    "external_gateway_info": Attr(_any, default=None),
-    "routes": Attr(_any, default=[]),
+    "external_gateway_info": Attr(as_is, default=None),
+    "routes": Attr(as_is, default=[]),
     "distributed": Attr(to_bool, put=False, default=True),
     "ha": Attr(to_bool, put=False, default=False),
     "netweave:irb": Attr(_irb, default="symmetric"),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
 }
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
+from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_int, to_str, to_tags
 from netweave.controller.db import Port, SecurityGroup, SecurityGroupRule, Tag, utcnow
 
 PROTOCOLS = {
@@ -32,10 +32,6 @@ ICMP = {"icmp", "icmpv6", "ipv6-icmp", "1", "58"}
 UNSET = object()
 
 
-def _any(name: str, value: Any) -> Any:
-    return value
-
-
 def _choice(*options: str) -> Any:
     def check(name: str, value: Any) -> str:
         if value not in options:
@@ -45,30 +41,24 @@ def _choice(*options: str) -> Any:
     return check
 
 
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 GROUP_ATTRS = {
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
     "stateful": Attr(to_bool, default=True),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
 }
 RULE_ATTRS = {
     "security_group_id": Attr(to_str, put=False, default=UNSET),
     "direction": Attr(_choice("ingress", "egress"), put=False, default=UNSET),
     "ethertype": Attr(_choice("IPv4", "IPv6"), put=False, default="IPv4"),
-    "protocol": Attr(_any, put=False, default=None),
+    "protocol": Attr(as_is, put=False, default=None),
     "port_range_min": Attr(to_int, put=False, default=None),
     "port_range_max": Attr(to_int, put=False, default=None),
-    "remote_ip_prefix": Attr(_any, put=False, default=None),
-    "remote_group_id": Attr(_any, put=False, default=None),
-    "remote_address_group_id": Attr(_any, put=False, default=None),
+    "remote_ip_prefix": Attr(as_is, put=False, default=None),
+    "remote_group_id": Attr(as_is, put=False, default=None),
+    "remote_address_group_id": Attr(as_is, put=False, default=None),
     "description": Attr(to_str, default=""),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),

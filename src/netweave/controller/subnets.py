@@ -7,15 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str
+from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_int, to_str, to_tags
 from netweave.controller.db import IPAllocation, Network, Subnet, Tag, utcnow
 
 IPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless", "slaac")
 UNSET = object()
-
-
-def _any(name: str, value: Any) -> Any:
-    return value
 
 
 def _v6mode(name: str, value: Any) -> str | None:
@@ -26,28 +22,22 @@ def _v6mode(name: str, value: Any) -> str | None:
     return str(value)
 
 
-def _tags(name: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
-    return sorted(set(value))
-
-
 ATTRS = {
     "network_id": Attr(to_str, put=False, default=UNSET),
     "ip_version": Attr(to_int, put=False, default=UNSET),
-    "cidr": Attr(_any, put=False, default=UNSET),
+    "cidr": Attr(as_is, put=False, default=UNSET),
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
-    "gateway_ip": Attr(_any, default=UNSET),
-    "allocation_pools": Attr(_any, default=UNSET),
-    "dns_nameservers": Attr(_any, default=[]),
-    "host_routes": Attr(_any, default=[]),
+    "gateway_ip": Attr(as_is, default=UNSET),
+    "allocation_pools": Attr(as_is, default=UNSET),
+    "dns_nameservers": Attr(as_is, default=[]),
+    "host_routes": Attr(as_is, default=[]),
     "enable_dhcp": Attr(to_bool, default=True),
     "ipv6_ra_mode": Attr(_v6mode, put=False, default=None),
     "ipv6_address_mode": Attr(_v6mode, put=False, default=None),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "tags": Attr(_tags, default=[]),
+    "tags": Attr(to_tags, default=[]),
 }
 
 
