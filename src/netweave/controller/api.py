@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from netweave.controller import floatingips, networks, ports, qos, routers, security_groups, subnets
+from netweave.controller.attributes import touch
 from netweave.controller.db import (
     FloatingIP,
     Network,
@@ -29,8 +30,6 @@ from netweave.controller.db import (
     SecurityGroup,
     SecurityGroupRule,
     Subnet,
-    Tag,
-    utcnow,
 )
 from netweave.controller.errors import BadRequest, NeutronError, NotFound
 from netweave.controller.query import apply
@@ -180,10 +179,11 @@ def create_app(
         return {
             "resources": [
                 {
-                    "name": "network",
-                    "collection": "networks",
-                    "links": [{"href": f"{base(request)}/v2.0/networks", "rel": "self"}],
+                    "name": kind.member,
+                    "collection": kind.plural or collection,
+                    "links": [{"href": f"{base(request)}/v2.0/{collection}", "rel": "self"}],
                 }
+                for collection, kind in kinds.items()
             ]
         }
 
@@ -307,9 +307,7 @@ def create_app(
             def run(session: Session) -> dict[str, Any]:
                 row = kind.get(session, rid)
                 new = fn({t.tag for t in row.tags})
-                row.tags = [Tag(tag=t) for t in sorted(new)]
-                row.revision_number += 1
-                row.updated_at = utcnow()
+                touch(row, {"tags": sorted(new)})
                 return {"tags": sorted(new)}
 
             return with_retries(run)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from netweave.controller.db import Tag, utcnow
 from netweave.controller.errors import BadRequest
 
 Converter = Callable[[str, Any], Any]
@@ -63,6 +64,26 @@ def to_tags(name: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) and 0 < len(t) <= 255 for t in value):
         raise BadRequest(f"Invalid input for {name}. Reason: a list of non-empty strings is expected.")
     return sorted(set(value))
+
+
+def standard_view(row: Any, *, tags: bool = True) -> dict[str, Any]:
+    """Neutron's standard attributes of a resource as the API shows them."""
+    out = {
+        "revision_number": row.revision_number,
+        "created_at": row.created_at.isoformat() + "Z",
+        "updated_at": row.updated_at.isoformat() + "Z",
+    }
+    if tags:
+        out["tags"] = sorted(t.tag for t in row.tags)
+    return out
+
+
+def touch(row: Any, body: dict[str, Any] | None = None) -> None:
+    """After an update: replace the tags when the body sets them, bump the revision, stamp the time."""
+    if body is not None and "tags" in body:
+        row.tags = [Tag(tag=t) for t in body["tags"]]
+    row.revision_number += 1
+    row.updated_at = utcnow()
 
 
 def check_body(raw: Any, resource: str, attrs: dict[str, Attr], *, creating: bool) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -30,7 +30,30 @@ class Tag(Base):
     tag: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
-class Network(Base):
+class Revisioned:
+    """Neutron's standard attributes: a per-resource revision number and timestamps."""
+
+    revision_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tagged:
+    """Resources with tags (rows of `tags` keyed by the resource's id)."""
+
+    @declared_attr
+    def tags(cls) -> Mapped[list[Tag]]:  # noqa: N805 - declared_attr takes the class
+        name = cls.__name__  # type: ignore[attr-defined]  # declared_attr hands over the mapped class
+        return relationship(
+            Tag,
+            primaryjoin=f"foreign(Tag.resource_id) == {name}.id",
+            cascade="all, delete-orphan",
+            lazy="selectin",
+            overlaps="tags",
+        )
+
+
+class Network(Tagged, Revisioned, Base):
     __tablename__ = "networks"
     __table_args__ = (
         UniqueConstraint("network_type", "physical_network", "segmentation_id", name="uniq_network_segment"),
@@ -54,18 +77,9 @@ class Network(Base):
     multicast_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
     arp_suppression: Mapped[bool] = mapped_column(Boolean, default=True)
     qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == Network.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-    )
 
 
-class Subnet(Base):
+class Subnet(Tagged, Revisioned, Base):
     """An address range on a network. Pools, DNS servers and host routes are small ordered lists that are
     read and written whole with their subnet, so they are JSON columns."""
 
@@ -85,19 +99,9 @@ class Subnet(Base):
     allocation_pools: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     dns_nameservers: Mapped[list[str]] = mapped_column(JSON, default=list)
     host_routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == Subnet.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
-    )
 
 
-class Port(Base):
+class Port(Tagged, Revisioned, Base):
     __tablename__ = "ports"
     __table_args__ = (UniqueConstraint("network_id", "mac_address", name="uniq_port_mac_per_network"),)
 
@@ -118,18 +122,8 @@ class Port(Base):
     security_groups: Mapped[list[str]] = mapped_column(JSON, default=list)
     allowed_address_pairs: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     qos_policy_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     fixed_ips: Mapped[list["IPAllocation"]] = relationship(
         "IPAllocation", cascade="all, delete-orphan", lazy="selectin", order_by="IPAllocation.ip_address"
-    )
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == Port.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
     )
 
 
@@ -145,7 +139,7 @@ class IPAllocation(Base):
     network_id: Mapped[str] = mapped_column(String(36), index=True)
 
 
-class SecurityGroup(Base):
+class SecurityGroup(Tagged, Revisioned, Base):
     __tablename__ = "security_groups"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -153,9 +147,6 @@ class SecurityGroup(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     description: Mapped[str] = mapped_column(String(255), default="")
     stateful: Mapped[bool] = mapped_column(Boolean, default=True)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     rules: Mapped[list["SecurityGroupRule"]] = relationship(
         "SecurityGroupRule",
         cascade="all, delete-orphan",
@@ -163,16 +154,9 @@ class SecurityGroup(Base):
         order_by="SecurityGroupRule.created_at",
         foreign_keys="SecurityGroupRule.security_group_id",
     )
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == SecurityGroup.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
-    )
 
 
-class SecurityGroupRule(Base):
+class SecurityGroupRule(Revisioned, Base):
     __tablename__ = "security_group_rules"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -186,12 +170,9 @@ class SecurityGroupRule(Base):
     remote_ip_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
     remote_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     description: Mapped[str] = mapped_column(String(255), default="")
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class QosPolicy(Base):
+class QosPolicy(Tagged, Revisioned, Base):
     __tablename__ = "qos_policies"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -200,18 +181,8 @@ class QosPolicy(Base):
     description: Mapped[str] = mapped_column(String(255), default="")
     shared: Mapped[bool] = mapped_column(Boolean, default=False)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     rules: Mapped[list["QosRule"]] = relationship(
         "QosRule", cascade="all, delete-orphan", lazy="selectin", order_by="QosRule.id"
-    )
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == QosPolicy.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
     )
 
 
@@ -229,7 +200,7 @@ class QosRule(Base):
     dscp_mark: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
-class Router(Base):
+class Router(Tagged, Revisioned, Base):
     """A tenant routing domain. Its interfaces and gateway are ports (device_id = the router), as in
     Neutron; `l3_vni` is the VNI of its routing domain for symmetric IRB (issue 7)."""
 
@@ -246,19 +217,9 @@ class Router(Base):
     routes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     l3_vni: Mapped[int] = mapped_column(Integer, unique=True)
     irb: Mapped[str] = mapped_column(String(16), default="symmetric")
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == Router.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
-    )
 
 
-class FloatingIP(Base):
+class FloatingIP(Tagged, Revisioned, Base):
     __tablename__ = "floatingips"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -270,13 +231,3 @@ class FloatingIP(Base):
     port_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     router_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    revision_number: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    tags: Mapped[list[Tag]] = relationship(
-        Tag,
-        primaryjoin="foreign(Tag.resource_id) == FloatingIP.id",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        overlaps="tags",
-    )

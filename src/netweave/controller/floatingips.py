@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, ports
-from netweave.controller.attributes import Attr, as_is, check_body, to_str, to_tags
+from netweave.controller.attributes import Attr, as_is, check_body, standard_view, to_str, to_tags, touch
 from netweave.controller.db import FloatingIP, Network, Port, Router, Tag, utcnow
 
 OWNER_FLOATINGIP = "network:floatingip"
@@ -43,10 +43,7 @@ def show(fip: FloatingIP) -> dict[str, Any]:
         "port_details": None,
         "port_forwardings": [],
         "qos_policy_id": None,
-        "revision_number": fip.revision_number,
-        "created_at": fip.created_at.isoformat() + "Z",
-        "updated_at": fip.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in fip.tags),
+        **standard_view(fip),
     }
 
 
@@ -168,10 +165,7 @@ def update(session: Session, fip_id: str, raw: Any) -> FloatingIP:
         _associate(session, fip, body.get("port_id", fip.port_id), body.get("fixed_ip_address"))
     if "description" in body:
         fip.description = body["description"]
-    if "tags" in body:
-        fip.tags = [Tag(tag=t) for t in body["tags"]]
-    fip.revision_number += 1
-    fip.updated_at = utcnow()
+    touch(fip, body)
     return fip
 
 

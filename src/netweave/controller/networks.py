@@ -13,7 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, qos
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    check_body,
+    standard_view,
+    to_bool,
+    to_int,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import Network, Port, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import NETWORK_TYPES, OVERLAY_TYPES, TYPE_LIMITS, TypeConfig
 
@@ -89,10 +98,7 @@ def show(net: Network, subnet_ids: list[str] | None = None) -> dict[str, Any]:
         "ipv6_address_scope": None,
         "is_default": False,
         "l2_adjacency": True,
-        "revision_number": net.revision_number,
-        "created_at": net.created_at.isoformat() + "Z",
-        "updated_at": net.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in net.tags),
+        **standard_view(net),
         "provider:network_type": net.network_type,
         "provider:physical_network": net.physical_network or None,
         "provider:segmentation_id": net.segmentation_id,
@@ -238,10 +244,7 @@ def update(session: Session, cfg: TypeConfig, net_id: str, raw: Any) -> Network:
         raise errors.BadRequest("netweave:replication multicast needs netweave:multicast_group.")
     if "qos_policy_id" in body:
         net.qos_policy_id = qos.check_policy_ref(session, body["qos_policy_id"])
-    if "tags" in body:
-        net.tags = [Tag(tag=t) for t in body["tags"]]
-    net.revision_number += 1
-    net.updated_at = utcnow()
+    touch(net, body)
     return net
 
 

@@ -13,7 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, qos, security_groups
-from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    as_is,
+    check_body,
+    standard_view,
+    to_bool,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import FloatingIP, IPAllocation, Network, Port, Subnet, Tag, utcnow
 from netweave.packet.addr import mac_to_bytes
 
@@ -137,10 +146,7 @@ def show(port: Port) -> dict[str, Any]:
         "binding:profile": dict(port.binding_profile),
         "qos_policy_id": port.qos_policy_id,
         "propagate_uplink_status": False,
-        "revision_number": port.revision_number,
-        "created_at": port.created_at.isoformat() + "Z",
-        "updated_at": port.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in port.tags),
+        **standard_view(port),
     }
 
 
@@ -341,10 +347,7 @@ def update(session: Session, port_id: str, raw: Any) -> Port:
         ]
     if "qos_policy_id" in body:
         port.qos_policy_id = qos.check_policy_ref(session, body["qos_policy_id"])
-    if "tags" in body:
-        port.tags = [Tag(tag=t) for t in body["tags"]]
-    port.revision_number += 1
-    port.updated_at = utcnow()
+    touch(port, body)
     return port
 
 

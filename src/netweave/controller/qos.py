@@ -9,7 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors
-from netweave.controller.attributes import Attr, check_body, to_bool, to_int, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    check_body,
+    standard_view,
+    to_bool,
+    to_int,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import Network, Port, QosPolicy, QosRule, Tag, utcnow
 
 #: neutron-lib's VALID_DSCP_MARKS
@@ -99,10 +108,7 @@ def show(policy: QosPolicy) -> dict[str, Any]:
         "shared": policy.shared,
         "is_default": policy.is_default,
         "rules": [show_rule(r) for r in policy.rules],
-        "revision_number": policy.revision_number,
-        "created_at": policy.created_at.isoformat() + "Z",
-        "updated_at": policy.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in policy.tags),
+        **standard_view(policy),
     }
 
 
@@ -158,10 +164,7 @@ def update(session: Session, policy_id: str, raw: Any) -> QosPolicy:
     for key in ("name", "description", "shared", "is_default"):
         if key in body:
             setattr(policy, key, body[key])
-    if "tags" in body:
-        policy.tags = [Tag(tag=t) for t in body["tags"]]
-    policy.revision_number += 1
-    policy.updated_at = utcnow()
+    touch(policy, body)
     return policy
 
 

@@ -12,7 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam, ports
-from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    as_is,
+    check_body,
+    standard_view,
+    to_bool,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import FloatingIP, Network, Port, Router, Subnet, Tag, utcnow
 from netweave.controller.typedrivers import TypeConfig
 
@@ -82,10 +91,7 @@ def show(session: Session, router: Router) -> dict[str, Any]:
         "tenant_id": router.project_id,
         "netweave:l3_vni": router.l3_vni,
         "netweave:irb": router.irb,
-        "revision_number": router.revision_number,
-        "created_at": router.created_at.isoformat() + "Z",
-        "updated_at": router.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in router.tags),
+        **standard_view(router),
     }
 
 
@@ -217,10 +223,7 @@ def update(session: Session, router_id: str, raw: Any) -> Router:
         _set_gateway(session, router, body["external_gateway_info"])
     if "routes" in body:
         router.routes = _routes(session, router.id, body["routes"])
-    if "tags" in body:
-        router.tags = [Tag(tag=t) for t in body["tags"]]
-    router.revision_number += 1
-    router.updated_at = utcnow()
+    touch(router, body)
     return router
 
 

@@ -12,7 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors
-from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_int, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    as_is,
+    check_body,
+    standard_view,
+    to_bool,
+    to_int,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import Port, SecurityGroup, SecurityGroupRule, Tag, utcnow
 
 PROTOCOLS = {
@@ -81,9 +91,7 @@ def show_rule(rule: SecurityGroupRule) -> dict[str, Any]:
         "remote_address_group_id": None,
         "normalized_cidr": rule.remote_ip_prefix,
         "description": rule.description,
-        "revision_number": rule.revision_number,
-        "created_at": rule.created_at.isoformat() + "Z",
-        "updated_at": rule.updated_at.isoformat() + "Z",
+        **standard_view(rule, tags=False),
     }
 
 
@@ -97,10 +105,7 @@ def show(group: SecurityGroup) -> dict[str, Any]:
         "stateful": group.stateful,
         "shared": False,
         "security_group_rules": [show_rule(r) for r in group.rules],
-        "revision_number": group.revision_number,
-        "created_at": group.created_at.isoformat() + "Z",
-        "updated_at": group.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in group.tags),
+        **standard_view(group),
     }
 
 
@@ -195,10 +200,7 @@ def update(session: Session, group_id: str, raw: Any) -> SecurityGroup:
     for key in ("name", "description", "stateful"):
         if key in body:
             setattr(group, key, body[key])
-    if "tags" in body:
-        group.tags = [Tag(tag=t) for t in body["tags"]]
-    group.revision_number += 1
-    group.updated_at = utcnow()
+    touch(group, body)
     return group
 
 
@@ -323,8 +325,7 @@ def update_rule(session: Session, rule_id: str, raw: Any) -> SecurityGroupRule:
     rule = get_rule(session, rule_id)
     if "description" in body:
         rule.description = body["description"]
-    rule.revision_number += 1
-    rule.updated_at = utcnow()
+    touch(rule)
     return rule
 
 

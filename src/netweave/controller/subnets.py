@@ -7,7 +7,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from netweave.controller import errors, ipam
-from netweave.controller.attributes import Attr, as_is, check_body, to_bool, to_int, to_str, to_tags
+from netweave.controller.attributes import (
+    Attr,
+    as_is,
+    check_body,
+    standard_view,
+    to_bool,
+    to_int,
+    to_str,
+    to_tags,
+    touch,
+)
 from netweave.controller.db import IPAllocation, Network, Subnet, Tag, utcnow
 
 IPV6_MODES = ("dhcpv6-stateful", "dhcpv6-stateless", "slaac")
@@ -61,10 +71,7 @@ def show(sub: Subnet) -> dict[str, Any]:
         "subnetpool_id": None,
         "service_types": [],
         "segment_id": None,
-        "revision_number": sub.revision_number,
-        "created_at": sub.created_at.isoformat() + "Z",
-        "updated_at": sub.updated_at.isoformat() + "Z",
-        "tags": sorted(t.tag for t in sub.tags),
+        **standard_view(sub),
     }
 
 
@@ -187,10 +194,7 @@ def update(session: Session, subnet_id: str, raw: Any) -> Subnet:
         if gateway and gateway in set(used) and gateway != sub.gateway_ip:
             raise errors.Conflict(f"Gateway ip {gateway} is already allocated to a port.")
     sub.gateway_ip, sub.allocation_pools = gateway, pools
-    if "tags" in body:
-        sub.tags = [Tag(tag=t) for t in body["tags"]]
-    sub.revision_number += 1
-    sub.updated_at = utcnow()
+    touch(sub, body)
     return sub
 
 
