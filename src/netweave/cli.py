@@ -18,7 +18,7 @@ from netweave.controller.store import Store
 from netweave.controller.store import default_db_url as store_default_url
 from netweave.controller.typedrivers import TypeConfig
 from netweave.packet import GeneveOption, overhead_table
-from netweave.vtep.config import ConfigError, load
+from netweave.vtep.config import ConfigError, build, load
 from netweave.vtep.control import request
 from netweave.vtep.daemon import run
 
@@ -90,21 +90,34 @@ def encap_overhead(underlay_mtu: int, geneve_option_bytes: int, as_json: bool) -
 
 @app.group("vtep", invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The VTEP's YAML file.")
+@click.option(
+    "--vtep-ip", help="Instead of --config: start empty with this underlay address (an agent programs it)."
+)
+@click.option(
+    "--underlay-mtu", type=click.IntRange(576, 65535), default=1500, show_default=True, help="With --vtep-ip."
+)
 @click.option("--control-socket", help="Unix socket for run-time changes and stats.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the VTEP does.")
 @click.pass_context
-def vtep(ctx: click.Context, config_path: str | None, control_socket: str | None, verbose: bool) -> None:
-    """Run a standalone software VTEP until SIGTERM (or talk to one: `netweave vtep stats`)."""
+def vtep(  # noqa: PLR0917 - click passes options positionally
+    ctx: click.Context,
+    config_path: str | None,
+    vtep_ip: str | None,
+    underlay_mtu: int,
+    control_socket: str | None,
+    verbose: bool,
+) -> None:
+    """Run a software VTEP until SIGTERM (or talk to one: `netweave vtep stats`)."""
     if ctx.invoked_subcommand is not None:
         return
-    if config_path is None:
-        raise UsageFail("--config FILE is required to run a VTEP")
+    if (config_path is None) == (vtep_ip is None):
+        raise UsageFail("give --config FILE, or --vtep-ip IP for a VTEP that an agent programs")
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     try:
-        cfg = load(config_path)
+        cfg = load(config_path) if config_path else build({"vtep_ip": vtep_ip, "underlay_mtu": underlay_mtu})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -182,6 +195,13 @@ def vtep_stats(control_socket: str, as_json: bool) -> None:
     metavar="TYPE:MIN:MAX",
     help="Segmentation IDs to allocate for a network type (vxlan, geneve, gre, nvgre, vlan); repeatable.",
 )
+@click.option(
+    "--agent-down-time",
+    type=click.FloatRange(1, 3600),
+    default=15.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a chassis is shown down.",
+)
 def controller(
     *,
     db_url: str | None,
@@ -191,6 +211,7 @@ def controller(
     default_network_type: str,
     underlay_mtu: int,
     segment_ranges: tuple[str, ...],
+    agent_down_time: float,
 ) -> None:
     """Run the controller: the Neutron v2.0-compatible API over the store."""
     host, sep, port_text = listen.rpartition(":")
@@ -209,7 +230,7 @@ def controller(
             types.set_range(spec)
         except ValueError as exc:
             raise UsageFail(f"--segment-range {spec}: {exc}") from None
-    api = create_app(store, types, default_project=default_project)
+    api = create_app(store, types, default_project=default_project, agent_down_time_s=agent_down_time)
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -225,6 +246,47 @@ def controller(
         await asyncio.gather(*(s.serve() for s in servers))
 
     asyncio.run(serve())
+
+
+@app.command("agent")
+@click.option("--controller", "controller_url", required=True,
+              help="The controller: http://HOST:PORT or unix:/PATH/TO/controller.sock.")
+@click.option("--chassis", required=True, help="This host's chassis name (what ports' binding:host_id say).")
+@click.option("--vtep-ip", required=True, help="This host's underlay (VTEP) address.")
+@click.option("--datapath", type=click.Choice(["userspace"]), default="userspace", show_default=True,
+              help="Which datapath this host forwards with.")
+@click.option("--vtep-socket", help="Control socket of the userspace VTEP daemon (`netweave vtep "
+              "--vtep-ip`); default /run/netweave-vtep-<vtep ip>.sock.")
+@click.option("--vm-netns-prefix", help="Ports without a namespace in their binding profile get their device "
+              "in a namespace <prefix><port name>, created by the agent.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the agent does.")
+def agent_cmd(*, controller_url: str, chassis: str, vtep_ip: str, datapath: str, vtep_socket: str | None,
+              vm_netns_prefix: str | None, verbose: bool) -> None:
+    """Run this host's agent: register the chassis, keep the datapath equal to the controller's view."""
+    import ipaddress  # noqa: PLC0415 - only this command needs them
+    import signal  # noqa: PLC0415
+
+    from netweave.agent.agent import Agent  # noqa: PLC0415
+    from netweave.agent.client import ControllerClient  # noqa: PLC0415
+    from netweave.agent.drivers import UserspaceDriver  # noqa: PLC0415
+    from netweave.vtep.daemon import default_control_socket  # noqa: PLC0415
+
+    try:
+        ipaddress.ip_address(vtep_ip)
+    except ValueError:
+        raise UsageFail(f"--vtep-ip {vtep_ip!r} is not an IP address") from None
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        client = ControllerClient(controller_url, chassis)
+    except ValueError as exc:
+        raise UsageFail(str(exc)) from None
+    driver = UserspaceDriver(vtep_socket or default_control_socket(vtep_ip))
+    agent = Agent(client, driver, vtep_ip=vtep_ip, vm_netns_prefix=vm_netns_prefix,
+                  on_ready=lambda: click.echo(f"netweave agent {chassis}: ready, datapath {datapath}"))
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    agent.run()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,9 +19,20 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from netweave.controller import floatingips, networks, ports, qos, routers, security_groups, subnets
+from netweave.controller import (
+    chassis,
+    floatingips,
+    networks,
+    ports,
+    qos,
+    routers,
+    security_groups,
+    subnets,
+)
 from netweave.controller.attributes import touch
+from netweave.controller.chassis import ViewService
 from netweave.controller.db import (
+    Chassis,
     FloatingIP,
     Network,
     Port,
@@ -111,6 +122,7 @@ EXTENSIONS = [
         "standard-attr-tag", "Tag support for resources with standard attribute", "Enables tags on resources."
     ),
     _ext("tag-ext", "Tag support for resources", "Tags on networks, subnets, ports, routers and more."),
+    _ext("agent", "agent", "The agent management extension (NetWeave chassis as agents)."),
     _ext("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
     _ext("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
     _ext(
@@ -124,12 +136,19 @@ def _error(exc: NeutronError) -> JSONResponse:
 
 
 def create_app(
-    store: Store, types: TypeConfig | None = None, *, default_project: str = DEFAULT_PROJECT
+    store: Store,
+    types: TypeConfig | None = None,
+    *,
+    default_project: str = DEFAULT_PROJECT,
+    agent_down_time_s: float = 15.0,
 ) -> FastAPI:
     cfg = types or TypeConfig()
+    service = ViewService(store, agent_down_time_s=agent_down_time_s)
+    service.load()
     app = FastAPI(
         title="NetWeave controller (Neutron v2.0 API)", openapi_url=None, docs_url=None, redoc_url=None
     )
+    app.state.views = service
 
     @app.exception_handler(NeutronError)
     async def neutron_error(_: Request, exc: NeutronError) -> JSONResponse:
@@ -476,4 +495,115 @@ def create_app(
     ):
         add_router_action(action, fn)
 
+    add_agent_routes(app, store, service, with_retries)
     return app
+
+
+def add_agent_routes(
+    app: FastAPI,
+    store: Store,
+    service: ViewService,
+    with_retries: Callable[[Callable[[Session], dict[str, Any]]], dict[str, Any]],
+) -> None:
+    """The agents' side of the controller (docs/agent-protocol.md) and Neutron's /v2.0/agents."""
+    prefix = "/netweave/v1/chassis"
+
+    async def body(request: Request) -> Any:
+        raw = await request.body()
+        try:
+            return json.loads(raw) if raw else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadRequest("The request body is not valid JSON.") from None
+
+    def shown(session: Session, row: Any) -> dict[str, Any]:
+        return chassis.show_agent(row, service, chassis.bound_ports(session).get(row.name, 0))
+
+    @app.put(prefix + "/{name}")
+    async def register(request: Request, name: str) -> dict[str, Any]:
+        raw = await body(request)
+        out = await run_in_threadpool(
+            with_retries, lambda ses: {"chassis": shown(ses, chassis.register(ses, name, raw))}
+        )
+        service.beat(name)
+        return out
+
+    @app.post(prefix + "/{name}/heartbeat", status_code=204)
+    def heartbeat(name: str) -> Response:
+        with store.sessions() as session:
+            chassis.get(session, name)
+        service.beat(name)
+        return Response(status_code=204)
+
+    @app.get(prefix + "/{name}/view")
+    async def view(name: str, since: int = -1, epoch: str = "", wait: float = 0.0) -> dict[str, Any]:
+        def known() -> None:
+            with store.sessions() as session:
+                chassis.get(session, name)
+
+        await run_in_threadpool(known)
+        return await service.watch(name, since, epoch, min(max(wait, 0.0), 120.0))
+
+    @app.put(prefix + "/{name}/ports")
+    async def report(request: Request, name: str) -> dict[str, Any]:
+        raw = await body(request)
+        service.beat(name)
+        return await run_in_threadpool(with_retries, lambda ses: chassis.report_ports(ses, name, raw))
+
+    @app.delete(prefix + "/{name}", status_code=204)
+    def unregister(name: str) -> Response:
+        def run(session: Session) -> dict[str, Any]:
+            session.delete(chassis.get(session, name))
+            return {}
+
+        with_retries(run)
+        service.heartbeats.pop(name, None)
+        return Response(status_code=204)
+
+    @app.get("/netweave/v1/stats")
+    def stats() -> dict[str, Any]:
+        with service.lock:
+            return {
+                "revision": service.compiler.revision,
+                "epoch": service.compiler.epoch,
+                "compiles": service.compiles,
+                "compile_cpu_s": service.compile_cpu_s,
+                "sections_computed": service.compiler.sections_computed,
+                "views": len(service.compiler.states),
+            }
+
+    @app.get("/v2.0/agents")
+    def agents(request: Request) -> dict[str, Any]:
+        with store.sessions() as session:
+            counts = chassis.bound_ports(session)
+            items = [
+                chassis.show_agent(row, service, counts.get(row.name, 0))
+                for row in session.scalars(select(Chassis))
+            ]
+        return apply(
+            items,
+            list(request.query_params.multi_items()),
+            collection="agents",
+            base_url=f"{str(request.base_url).rstrip('/')}/v2.0/agents",
+        )
+
+    def by_id(session: Session, agent_id: str) -> Chassis:
+        row = session.get(Chassis, agent_id)
+        if row is None:
+            raise NotFound(f"Agent {agent_id} could not be found.")
+        return row
+
+    @app.get("/v2.0/agents/{agent_id}")
+    def agent(agent_id: str) -> dict[str, Any]:
+        with store.sessions() as session:
+            return {"agent": shown(session, by_id(session, agent_id))}
+
+    @app.delete("/v2.0/agents/{agent_id}", status_code=204)
+    def delete_agent(agent_id: str) -> Response:
+        def run(session: Session) -> dict[str, Any]:
+            row = by_id(session, agent_id)
+            service.heartbeats.pop(row.name, None)
+            session.delete(row)
+            return {}
+
+        with_retries(run)
+        return Response(status_code=204)

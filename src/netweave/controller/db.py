@@ -231,3 +231,19 @@ class FloatingIP(Tagged, Revisioned, Base):
     port_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     fixed_ip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
     router_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class Chassis(Base):
+    """A host whose agent registered: its underlay VTEP address and what its datapath can carry.
+    Written only by that host's agent (register); heartbeats are kept in the controller's memory."""
+
+    __tablename__ = "chassis"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    vtep_ip: Mapped[str] = mapped_column(String(64))
+    encaps: Mapped[list[str]] = mapped_column(JSON, default=list)
+    datapath: Mapped[str] = mapped_column(String(32), default="userspace")
+    capabilities: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -326,9 +326,12 @@ def update(session: Session, port_id: str, raw: Any) -> Port:
         "port_security_enabled": "port_security_enabled",
         "allowed_address_pairs": "allowed_address_pairs",
     }
+    old_host = port.binding_host_id
     for key, column in columns.items():
         if key in body and body[key] is not None:
             setattr(port, column, body[key])
+    if port.binding_host_id != old_host:
+        port.status = "DOWN"  # until the new chassis reports it wired
     if "security_groups" in body or "port_security_enabled" in body:
         wanted = body["security_groups"] if "security_groups" in body else list(port.security_groups)
         port.security_groups = security_groups.check_port_groups(

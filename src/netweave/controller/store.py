@@ -2,7 +2,7 @@
 PostgreSQL (`postgresql+psycopg://...`) for a shared store."""
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,13 @@ class Store:
         self._writers = sessionmaker(
             self.engine.execution_options(netweave_write=True), expire_on_commit=False
         )
+        #: called after every committed write transaction with that session's `info` (which holds the
+        #: new global revision and whatever the flush listeners collected)
+        self.committed: list[Callable[[dict[str, Any]], None]] = []
+
+    def on_flush(self, fn: Callable[[Session], None]) -> None:
+        """Run `fn(session)` after each flush of a write transaction (to see what it changes)."""
+        event.listen(self._writers, "after_flush", lambda session, _ctx: fn(session))
 
     def upgrade(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""
@@ -65,6 +72,8 @@ class Store:
         """One request's writes: committed together with the global revision bump, or not at all."""
         with self._writers.begin() as session:
             yield session
+        for fn in self.committed:
+            fn(session.info)
 
     def revision(self, session: Session) -> int:
         row = session.get(GlobalRevision, 1)
@@ -77,4 +86,5 @@ class Store:
             row = GlobalRevision(id=1, value=0)
             session.add(row)
         row.value += 1
+        session.info["revision"] = row.value
         return row.value

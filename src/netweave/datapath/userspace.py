@@ -6,6 +6,7 @@ next, so a busy port cannot starve the others for long. Every frame goes through
 Malformed underlay packets are counted (`bad_header`, `wrong_encap`, `critical_option`) and dropped.
 """
 
+import dataclasses
 import errno
 import logging
 import os
@@ -16,9 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from netweave.datapath.sockets import UnderlaySockets
-from netweave.datapath.tap import Tap, open_tap
+from netweave.datapath.tap import Tap, TapError, open_tap
 from netweave.dataplane import PORT, Dataplane
-from netweave.model import Network, Port, Remote
+from netweave.model import DatapathState, Network, Port, Remote
 from netweave.packet import DecodeError, Geneve, Gre, Vxlan, flow_hash, nvgre_key
 from netweave.packet.encap import EPHEMERAL_LOW, EPHEMERAL_SPAN
 from netweave.packet.l2 import ETH_P_TEB
@@ -129,6 +130,74 @@ class UserspaceDatapath:
 
     def add_remote(self, remote: Remote, origin: str = "static") -> None:
         self.dp.add_remote(remote, origin)
+
+    def remotes(self) -> dict[tuple[int, str], Remote]:
+        """The remote MACs configured (not learned): FIB entries to a VTEP plus their bindings."""
+        ips: dict[tuple[int, str], list[str]] = {}
+        for (vni, ip), b in self.dp.bindings.items():
+            if b.origin != "learned":
+                ips.setdefault((vni, b.mac), []).append(ip)
+        return {(vni, mac): Remote(vni=vni, mac=mac, vtep=e.vtep, ips=tuple(sorted(ips.get((vni, mac), ()))))
+                for vni, mac, e in self.dp.fib.entries() if e.vtep is not None and e.origin != "learned"}
+
+    def state(self) -> DatapathState:
+        return DatapathState(networks=tuple(n.spec for n in self.dp.networks.values()),
+                             ports=tuple(self.dp.ports.values()), remotes=tuple(self.remotes().values()))
+
+    def apply(self, want: DatapathState) -> dict[str, Any]:
+        """Make the datapath hold exactly `want`: compare with what it holds and change only the
+        difference (nothing at all when they are equal). A port whose device cannot be made is reported
+        in `errors` and the rest still applied. Existing TAPs are kept when only a port's bindings change,
+        so the VM never sees its link flap."""
+        out: dict[str, Any] = {"changes": 0, "errors": {}}
+
+        def note(table: str, what: str, key: object) -> None:
+            out.setdefault(table, {}).setdefault(what, []).append(key)
+            out["changes"] += 1
+
+        want_nets = {n.vni: n for n in want.networks}
+        want_ports = {p.name: p for p in want.ports}
+        want_remotes = {(r.vni, r.mac): dataclasses.replace(r, ips=tuple(sorted(r.ips)))
+                        for r in want.remotes}
+        if len(want_nets) != len(want.networks) or len(want_ports) != len(want.ports):
+            raise ValueError("a vni or a port name appears twice")
+        for name in [n for n, p in self.dp.ports.items()
+                     if n not in want_ports or want_ports[n].vni not in want_nets]:
+            self.remove_port(name)
+            note("ports", "removed", name)
+        for vni in [v for v in self.dp.networks if v not in want_nets]:
+            self.remove_network(vni)
+            note("networks", "removed", vni)
+        for vni, net in want_nets.items():
+            old = self.dp.networks.get(vni)
+            if old is None or old.spec != net:
+                self.add_network(net)
+                note("networks", "added" if old is None else "updated", vni)
+        for name, port in want_ports.items():
+            have = self.dp.ports.get(name)
+            if have == port and name in self.taps:
+                continue
+            try:
+                if have is not None and name in self.taps and (have.vni, have.mac, have.netns) == (
+                        port.vni, port.mac, port.netns):
+                    self.dp.add_port(port)  # bindings or id changed: the TAP stays as it is
+                else:
+                    self.add_port(port)
+            except (TapError, KeyError, ValueError) as exc:
+                out["errors"][name] = " ".join(str(exc).split())
+                continue
+            note("ports", "added" if have is None else "updated", name)
+        have_remotes = self.remotes()
+        for key in [k for k in have_remotes if k not in want_remotes]:
+            self.dp.remove_remote(*key)
+            note("remotes", "removed", f"{key[0]}/{key[1]}")
+        for key, remote in want_remotes.items():
+            if have_remotes.get(key) != remote:
+                if key in have_remotes:
+                    self.dp.remove_remote(*key)
+                self.add_remote(remote, "control")
+                note("remotes", "added" if key not in have_remotes else "updated", f"{key[0]}/{key[1]}")
+        return out
 
     def register(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
         """Let a service (the control socket) share the loop: `callback(fileobj)` when readable."""

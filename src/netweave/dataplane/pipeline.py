@@ -41,7 +41,10 @@ class Binding:
     origin: str  # "static" | "control" | "learned"
 
 
-Decision = tuple[tuple[Target, ...], FibEntry | None, bool, int]  # targets, learned source, flooded, max len
+#: targets, learned source, flooded, max frame length; no targets and not flooded: split horizon, or an
+#: unknown unicast dropped (then max length is UNKNOWN_DROPPED)
+Decision = tuple[tuple[Target, ...], FibEntry | None, bool, int]
+UNKNOWN_DROPPED = -1
 
 
 @dataclass
@@ -242,12 +245,16 @@ class Dataplane:
             if hit[1] is not None:
                 hit[1].last_seen = now
         targets, _, flooded, max_frame = hit
+        if not targets:
+            reason = "no_flood_target" if flooded else "split_horizon"
+            self.counters.drop("unknown_unicast" if max_frame == UNKNOWN_DROPPED else reason, port.vni, name)
+            if flooded:
+                nc["flooded"] += 1
+            return targets, frame
         if len(frame) > max_frame:
             return self._too_big(net, name, frame)
         if flooded:
             nc["flooded"] += 1
-        if not targets:
-            self.counters.drop("no_flood_target" if flooded else "split_horizon", port.vni, name)
         return targets, frame
 
     def _port_decision(self, net: _Net, name: str, frame: bytes,
@@ -259,6 +266,8 @@ class Dataplane:
             return self._flood_from_port(net, name), src_entry, True, ETH_LEN + net.inner_mtu
         entry = self.fib.lookup(vni, frame[:6])
         if entry is None:
+            if net.spec.unknown_unicast == "drop":
+                return (), src_entry, False, UNKNOWN_DROPPED
             return self._flood_from_port(net, name), src_entry, True, ETH_LEN + net.inner_mtu
         if entry.port is not None:
             if entry.port == name:
@@ -389,7 +398,9 @@ class Dataplane:
                 hit = (tuple((PORT, p) for p in net.ports), src_entry, True, 0)
             else:
                 entry = self.fib.lookup(vni, frame[:6])
-                if entry is None:
+                if entry is None and net.spec.unknown_unicast == "drop":
+                    hit = ((), src_entry, False, UNKNOWN_DROPPED)
+                elif entry is None:
                     hit = (tuple((PORT, p) for p in net.ports), src_entry, True, 0)
                 elif entry.port is not None:
                     hit = (((PORT, entry.port),), src_entry, False, 0)
@@ -401,11 +412,12 @@ class Dataplane:
             self.cache_hits += 1
             if hit[1] is not None:
                 hit[1].last_seen = now
-        targets, _, flooded, _ = hit
+        targets, _, flooded, max_frame = hit
         if flooded:
             nc["flooded"] += 1
         if not targets:
-            self.counters.drop("split_horizon" if not flooded else "no_flood_target", vni)
+            reason = "split_horizon" if not flooded else "no_flood_target"
+            self.counters.drop("unknown_unicast" if max_frame == UNKNOWN_DROPPED else reason, vni)
         return targets, frame
 
     def port_vni(self, name: str) -> int:

@@ -37,6 +37,9 @@ class Network:
     multicast_group: str | None = None  # or one IP multicast group per VNI
     arp_suppression: bool = True
     unknown_arp: UnknownArp = "flood"
+    #: unicast to a MAC the FIB does not know: flooded (classic bridging) or dropped (controller mode,
+    #: where the control plane knows every MAC and a miss means "not here")
+    unknown_unicast: UnknownArp = "flood"
     geneve_options: tuple[GeneveOption, ...] = ()  # sent with every Geneve packet of this network
 
     def __post_init__(self) -> None:
@@ -52,6 +55,8 @@ class Network:
             raise ValueError(f"vni {self.vni}: mode {self.mode!r} is not one of {', '.join(MODES)}")
         if self.unknown_arp not in ("flood", "drop"):
             raise ValueError(f"vni {self.vni}: unknown_arp must be flood or drop")
+        if self.unknown_unicast not in ("flood", "drop"):
+            raise ValueError(f"vni {self.vni}: unknown_unicast must be flood or drop")
         for ip in self.flood:
             _check_ip(ip)
         if self.multicast_group is not None:
@@ -72,6 +77,7 @@ class Port:
     mac: str
     ips: tuple[str, ...] = ()  # bindings for ARP/ND suppression; never configured inside the VM
     netns: str | None = None
+    port_id: str = ""  # the controller's port id, when the port comes from a chassis view
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 15 or "/" in self.name or " " in self.name:
@@ -95,6 +101,16 @@ class Remote:
         _check_ip(self.vtep)
         for ip in self.ips:
             _check_ip(ip)
+
+
+@dataclass(frozen=True)
+class DatapathState:
+    """Everything a datapath is told to hold: the networks, the VM ports to wire and the remote MACs.
+    A datapath's `apply` makes itself equal to one of these (and changes nothing when it already is)."""
+
+    networks: tuple[Network, ...] = ()
+    ports: tuple[Port, ...] = ()
+    remotes: tuple[Remote, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class NetworkIn(_Strict):
     multicast_group: str | None = None
     arp_suppression: bool = True
     unknown_arp: Literal["flood", "drop"] = "flood"
+    unknown_unicast: Literal["flood", "drop"] = "flood"
     geneve_options: list[GeneveOptionIn] = []
     ports: list[PortIn] = []
     remote: list[RemoteIn] = []
@@ -93,7 +94,8 @@ def build(data: Any) -> VtepConfig:
                          for o in n.geneve_options)
             networks.append(Network(vni=n.vni, encap=n.encap, mode=n.mode, flood=tuple(n.flood),
                                     multicast_group=n.multicast_group, arp_suppression=n.arp_suppression,
-                                    unknown_arp=n.unknown_arp, geneve_options=opts))
+                                    unknown_arp=n.unknown_arp, unknown_unicast=n.unknown_unicast,
+                                    geneve_options=opts))
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         for j, p in enumerate(n.ports):

@@ -14,6 +14,7 @@ from typing import Any
 
 from netweave.datapath.userspace import UserspaceDatapath
 from netweave.model import Network, Port, Remote
+from netweave.model.wire import state_from_json, state_to_json
 
 MAX_REQUEST = 1 << 20
 
@@ -53,6 +54,8 @@ class ControlServer:
             "remove_remote": lambda a: self.dp.dp.remove_remote(int(a["vni"]), a["mac"]),
             "add_binding": lambda a: self.dp.dp.add_binding(int(a["vni"]), a["ip"], a["mac"]),
             "remove_binding": lambda a: self.dp.dp.remove_binding(int(a["vni"]), a["ip"]),
+            "apply": lambda a: self.dp.apply(state_from_json({k: v for k, v in a.items() if k != "op"})),
+            "state": lambda a: state_to_json(self.dp.state()),
             "set_flood": lambda a: self.dp.dp.set_flood(int(a["vni"]), vteps=tuple(a.get("flood", ())),
                                                         group=a.get("multicast_group")),
         }
@@ -64,7 +67,8 @@ class ControlServer:
                 for v, mac, e in self.dp.dp.fib.entries(None if vni is None else int(vni))]
 
     def _add_network(self, a: dict[str, Any]) -> None:
-        known = {"vni", "encap", "mode", "flood", "multicast_group", "arp_suppression", "unknown_arp"}
+        known = {"vni", "encap", "mode", "flood", "multicast_group", "arp_suppression", "unknown_arp",
+                 "unknown_unicast"}
         unknown = set(a) - known - {"op"}
         if unknown:
             raise ValueError(f"unknown network attribute(s): {', '.join(sorted(unknown))}")

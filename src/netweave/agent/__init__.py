@@ -1,0 +1,1 @@
+"""The per-host agent: registers its chassis, watches its view, reconciles the datapath, reports status."""

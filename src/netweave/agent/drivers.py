@@ -1,0 +1,48 @@
+"""Datapath drivers as the agent sees them: `capabilities()`, `apply(state)` (idempotent reconcile).
+
+The userspace driver does not forward anything itself: it programs the long-lived `netweave vtep` daemon
+over its control socket, so the agent can die and restart while packets keep flowing.
+"""
+
+from typing import Any, Protocol
+
+from netweave.model import DatapathState
+from netweave.model.wire import state_to_json
+from netweave.vtep.control import request
+
+
+class DatapathUnavailable(Exception):  # noqa: N818 - a state
+    """The datapath cannot be programmed now (the VTEP daemon is not running yet)."""
+
+
+class Driver(Protocol):
+    kind: str
+
+    def capabilities(self) -> dict[str, Any]: ...
+
+    def apply(self, state: DatapathState) -> dict[str, Any]: ...
+
+
+class UserspaceDriver:
+    kind = "userspace"
+
+    def __init__(self, control_socket: str) -> None:
+        self.control_socket = control_socket
+
+    def _request(self, op: str, **args: Any) -> Any:
+        try:
+            return request(self.control_socket, op, timeout_s=30.0, **args)
+        except RuntimeError as exc:
+            if "cannot reach" in str(exc) or "closed the connection" in str(exc):
+                raise DatapathUnavailable(str(exc)) from None
+            raise
+        except OSError as exc:
+            raise DatapathUnavailable(f"{self.control_socket}: {exc}") from None
+
+    def capabilities(self) -> dict[str, Any]:
+        caps: dict[str, Any] = self._request("capabilities")
+        return caps
+
+    def apply(self, state: DatapathState) -> dict[str, Any]:
+        out: dict[str, Any] = self._request("apply", **state_to_json(state))
+        return out

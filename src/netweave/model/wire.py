@@ -1,0 +1,108 @@
+"""The JSON form of the model's value types, shared by the control socket, the controller's views and the
+agent: plain objects with the dataclass field names, lists for tuples, hex for Geneve option data.
+
+Decoding validates (the dataclasses check themselves); a bad object raises ValueError naming the field.
+"""
+
+from dataclasses import asdict
+from typing import Any
+
+from netweave.model import DatapathState, Network, Port, Remote
+from netweave.packet.tunnel import GeneveOption
+
+Json = dict[str, Any]
+
+
+def _ips(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"ips: expected an address or a list of addresses, not {value!r}")
+    return tuple(value)
+
+
+def _fields(obj: Any, kind: str, allowed: set[str], required: set[str]) -> Json:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{kind}: expected an object, not {type(obj).__name__}")
+    unknown = set(obj) - allowed
+    if unknown:
+        raise ValueError(f"{kind}: unknown attribute(s): {', '.join(sorted(unknown))}")
+    missing = required - set(obj)
+    if missing:
+        raise ValueError(f"{kind}: missing attribute(s): {', '.join(sorted(missing))}")
+    return obj
+
+
+_NETWORK = {"vni", "encap", "mode", "flood", "multicast_group", "arp_suppression", "unknown_arp",
+            "unknown_unicast", "geneve_options"}
+
+
+def network_to_json(net: Network) -> Json:
+    out = asdict(net)
+    out["flood"] = list(net.flood)
+    out["geneve_options"] = [{"class": o.option_class, "type": o.type, "data": o.data.hex()}
+                             for o in net.geneve_options]
+    return out
+
+
+def network_from_json(obj: Any) -> Network:
+    d = dict(_fields(obj, "network", _NETWORK, {"vni"}))
+    try:
+        d["vni"] = int(d["vni"])
+        d["flood"] = _ips(d.get("flood"))
+        d["geneve_options"] = tuple(
+            GeneveOption(option_class=int(o["class"]), type=int(o["type"]),
+                         data=bytes.fromhex(o.get("data", "")))
+            for o in d.get("geneve_options", ()))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"network: malformed attribute: {exc}") from None
+    return Network(**d)
+
+
+_PORT = {"name", "vni", "mac", "ips", "ip", "netns", "port_id"}
+
+
+def port_to_json(port: Port) -> Json:
+    out = asdict(port)
+    out["ips"] = list(port.ips)
+    return out
+
+
+def port_from_json(obj: Any) -> Port:
+    d = dict(_fields(obj, "port", _PORT, {"name", "vni", "mac"}))
+    ips = _ips(d.pop("ips", None)) + _ips(d.pop("ip", None))
+    return Port(name=str(d["name"]), vni=int(d["vni"]), mac=str(d["mac"]), ips=ips, netns=d.get("netns"),
+                port_id=str(d.get("port_id", "")))
+
+
+_REMOTE = {"vni", "mac", "vtep", "ips", "ip"}
+
+
+def remote_to_json(remote: Remote) -> Json:
+    out = asdict(remote)
+    out["ips"] = list(remote.ips)
+    return out
+
+
+def remote_from_json(obj: Any) -> Remote:
+    d = dict(_fields(obj, "remote", _REMOTE, {"vni", "mac", "vtep"}))
+    ips = _ips(d.pop("ips", None)) + _ips(d.pop("ip", None))
+    return Remote(vni=int(d["vni"]), mac=str(d["mac"]), vtep=str(d["vtep"]), ips=ips)
+
+
+def state_to_json(state: DatapathState) -> Json:
+    return {"networks": [network_to_json(n) for n in state.networks],
+            "ports": [port_to_json(p) for p in state.ports],
+            "remotes": [remote_to_json(r) for r in state.remotes]}
+
+
+def state_from_json(obj: Any) -> DatapathState:
+    d = _fields(obj, "state", {"networks", "ports", "remotes"}, set())
+    for key in ("networks", "ports", "remotes"):
+        if not isinstance(d.get(key, []), list):
+            raise ValueError(f"state: {key} must be a list")
+    return DatapathState(networks=tuple(network_from_json(n) for n in d.get("networks", [])),
+                         ports=tuple(port_from_json(p) for p in d.get("ports", [])),
+                         remotes=tuple(remote_from_json(r) for r in d.get("remotes", [])))
