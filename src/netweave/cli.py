@@ -9,14 +9,9 @@ import logging
 import sys
 
 import click
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from netweave.controller.api import create_app
-from netweave.controller.store import Store
-from netweave.controller.store import default_db_url as store_default_url
-from netweave.controller.typedrivers import TypeConfig
 from netweave.packet import GeneveOption, overhead_table
 from netweave.vtep.config import ConfigError, build, load
 from netweave.vtep.control import request
@@ -214,6 +209,13 @@ def controller(
     agent_down_time: float,
 ) -> None:
     """Run the controller: the Neutron v2.0-compatible API over the store."""
+    import uvicorn  # noqa: PLC0415 - the web stack loads only for this command (agents start faster)
+
+    from netweave.controller.api import create_app  # noqa: PLC0415
+    from netweave.controller.store import Store  # noqa: PLC0415
+    from netweave.controller.store import default_db_url as store_default_url  # noqa: PLC0415
+    from netweave.controller.typedrivers import TypeConfig  # noqa: PLC0415
+
     host, sep, port_text = listen.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise UsageFail(f"--listen {listen!r} is not HOST:PORT")
@@ -234,12 +236,20 @@ def controller(
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                api, host=host.strip("[]") or "127.0.0.1", port=int(port_text), log_level="warning"
+                api,
+                host=host.strip("[]") or "127.0.0.1",
+                port=int(port_text),
+                log_level="warning",
+                timeout_graceful_shutdown=1,
             )
         )
     ]
     if unix_socket:
-        servers.append(uvicorn.Server(uvicorn.Config(api, uds=unix_socket, log_level="warning")))
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(api, uds=unix_socket, log_level="warning", timeout_graceful_shutdown=1)
+            )
+        )
     click.echo(f"netweave controller: listening on http://{listen}/ (store {store.url})")
 
     async def serve() -> None:
@@ -249,19 +259,42 @@ def controller(
 
 
 @app.command("agent")
-@click.option("--controller", "controller_url", required=True,
-              help="The controller: http://HOST:PORT or unix:/PATH/TO/controller.sock.")
+@click.option(
+    "--controller",
+    "controller_url",
+    required=True,
+    help="The controller: http://HOST:PORT or unix:/PATH/TO/controller.sock.",
+)
 @click.option("--chassis", required=True, help="This host's chassis name (what ports' binding:host_id say).")
 @click.option("--vtep-ip", required=True, help="This host's underlay (VTEP) address.")
-@click.option("--datapath", type=click.Choice(["userspace"]), default="userspace", show_default=True,
-              help="Which datapath this host forwards with.")
-@click.option("--vtep-socket", help="Control socket of the userspace VTEP daemon (`netweave vtep "
-              "--vtep-ip`); default /run/netweave-vtep-<vtep ip>.sock.")
-@click.option("--vm-netns-prefix", help="Ports without a namespace in their binding profile get their device "
-              "in a namespace <prefix><port name>, created by the agent.")
+@click.option(
+    "--datapath",
+    type=click.Choice(["userspace"]),
+    default="userspace",
+    show_default=True,
+    help="Which datapath this host forwards with.",
+)
+@click.option(
+    "--vtep-socket",
+    help="Control socket of the userspace VTEP daemon (`netweave vtep "
+    "--vtep-ip`); default /run/netweave-vtep-<vtep ip>.sock.",
+)
+@click.option(
+    "--vm-netns-prefix",
+    help="Ports without a namespace in their binding profile get their device "
+    "in a namespace <prefix><port name>, created by the agent.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the agent does.")
-def agent_cmd(*, controller_url: str, chassis: str, vtep_ip: str, datapath: str, vtep_socket: str | None,
-              vm_netns_prefix: str | None, verbose: bool) -> None:
+def agent_cmd(
+    *,
+    controller_url: str,
+    chassis: str,
+    vtep_ip: str,
+    datapath: str,
+    vtep_socket: str | None,
+    vm_netns_prefix: str | None,
+    verbose: bool,
+) -> None:
     """Run this host's agent: register the chassis, keep the datapath equal to the controller's view."""
     import ipaddress  # noqa: PLC0415 - only this command needs them
     import signal  # noqa: PLC0415
@@ -275,17 +308,31 @@ def agent_cmd(*, controller_url: str, chassis: str, vtep_ip: str, datapath: str,
         ipaddress.ip_address(vtep_ip)
     except ValueError:
         raise UsageFail(f"--vtep-ip {vtep_ip!r} is not an IP address") from None
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     try:
         client = ControllerClient(controller_url, chassis)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
     driver = UserspaceDriver(vtep_socket or default_control_socket(vtep_ip))
-    agent = Agent(client, driver, vtep_ip=vtep_ip, vm_netns_prefix=vm_netns_prefix,
-                  on_ready=lambda: click.echo(f"netweave agent {chassis}: ready, datapath {datapath}"))
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    agent = Agent(
+        client,
+        driver,
+        vtep_ip=vtep_ip,
+        vm_netns_prefix=vm_netns_prefix,
+        on_ready=lambda: click.echo(f"netweave agent {chassis}: ready, datapath {datapath}"),
+    )
+
+    def stop(*_: object) -> None:
+        # the agent owns nothing that needs tearing down (the datapath keeps forwarding without it), so
+        # leave at once, also from the middle of a long-poll
+        agent.stop()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     agent.run()
 
 

@@ -80,7 +80,7 @@ class Cluster:
         index = list(self.topo.hosts).index(name) + 1
         log = open(self.topo.tmp / f"{name}.agent.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.topo.hosts[name], NETWEAVE, "agent", "-v", "--controller",
+            ["nsenter", f"--net=/run/netns/{self.topo.hosts[name]}", NETWEAVE, "agent", "-v", "--controller",
              f"unix:{self.sock}", "--chassis", name, "--vtep-ip", self.topo.underlay_ip(index),
              "--vtep-socket", self.vteps[name][1], "--vm-netns-prefix", f"{self.topo.prefix}p"],
             stdout=log, stderr=log,
