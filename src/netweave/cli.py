@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from netweave.lab.cli import lab
 from netweave.packet import GeneveOption, overhead_table
 from netweave.vtep.config import ConfigError, build, load
 from netweave.vtep.control import request
@@ -334,6 +335,9 @@ def agent_cmd(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     agent.run()
+
+
+app.add_command(lab)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -142,6 +142,9 @@ class Agent:
         return True
 
     def _report(self, statuses: dict[str, str]) -> None:
+        # forget ports that left the view first: one that comes back (moved away and back, set DOWN by the
+        # controller meanwhile) must be reported again
+        self.reported = {pid: s for pid, s in self.reported.items() if pid in statuses}
         changed = {pid: s for pid, s in statuses.items() if self.reported.get(pid) != s}
         if not changed:
             return
@@ -150,7 +153,7 @@ class Agent:
         except (ControllerUnavailable, NotRegistered, ControllerError) as exc:
             log.warning("chassis=%s status report failed (retried): %s", self.chassis, exc)
             return
-        self.reported = {pid: s for pid, s in {**self.reported, **changed}.items() if pid in statuses}
+        self.reported.update(changed)
 
     # ------------------------------------------------------------------ loop
     def run(self) -> None:

@@ -175,7 +175,7 @@ class Compiler:
             "multicast_group": None,
             "geneve_options": [],
         }
-        if net.replication == "multicast" and net.multicast_group and not controller:
+        if net.replication == "multicast" and net.multicast_group:
             entry["multicast_group"] = net.multicast_group
         else:
             entry["flood"] = sorted({
@@ -209,28 +209,43 @@ class Compiler:
         return cached
 
     def _recompute(self, dirty: set[tuple[str, str]], touched: set[str], revision: int) -> dict[str, Diff]:
-        changes: dict[str, Diff] = {}
+        hosts: set[str] = set()
         for host, nid in dirty:
-            old = self.sections.get((host, nid)) or views.empty()
+            old = self.sections.get((host, nid))
             section = self._section(host, nid)
             if section is None:
                 self.sections.pop((host, nid), None)
             else:
                 self.sections[(host, nid)] = section
-            d = views.diff(old, section or views.empty())
-            if d:
-                views.merge_into(changes.setdefault(host, {}), d)
-        for host in touched | set(changes):
+            if section != old:
+                hosts.add(host)
+        changes: dict[str, Diff] = {}
+        for host in touched | hosts:
             state = self.states.get(host)
             if state is None:
                 state = self.states[host] = ChassisState(0, views.empty(), deque(maxlen=HISTORY))
-            change = changes.get(host)
+            if host not in hosts:
+                continue
+            change = views.diff(state.view, self._assemble(host))
             if not change:
                 continue
+            changes[host] = change
             state.history.append((state.revision, revision, change))
             state.view = views.patch(state.view, change)
             state.revision = revision
         return {h: d for h, d in changes.items() if d}
+
+    def _assemble(self, host: str) -> View:
+        """A chassis' view: the union of its sections, in network-id order, so the same model always
+        gives the same view however it was reached (two networks sharing a VNI, which the API prevents,
+        still resolve the same way)."""
+        view = views.empty()
+        for nid in sorted(self.networks_by_host.get(host, ())):
+            section = self.sections.get((host, nid))
+            if section is not None:
+                for table in views.TABLES:
+                    view[table].update(section[table])
+        return view
 
     # ------------------------------------------------------------------ output
     def view(self, host: str) -> tuple[int, View]:

@@ -521,11 +521,13 @@ def add_agent_routes(
     @app.put(prefix + "/{name}")
     async def register(request: Request, name: str) -> dict[str, Any]:
         raw = await body(request)
-        out = await run_in_threadpool(
-            with_retries, lambda ses: {"chassis": shown(ses, chassis.register(ses, name, raw))}
-        )
-        service.beat(name)
-        return out
+
+        def run(ses: Session) -> dict[str, Any]:
+            row = chassis.register(ses, name, raw)
+            service.beat(name)  # registering is a sign of life: the answer already shows it alive
+            return {"chassis": shown(ses, row)}
+
+        return await run_in_threadpool(with_retries, run)
 
     @app.post(prefix + "/{name}/heartbeat", status_code=204)
     def heartbeat(name: str) -> Response:

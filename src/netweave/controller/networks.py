@@ -109,15 +109,17 @@ def show(net: Network, subnet_ids: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+def _same_space(network_type: str, physnet: str) -> Any:
+    """Networks whose segmentation IDs share one space with `network_type`: every overlay type shares
+    one (a VTEP keys its networks by VNI alone, whatever the encapsulation), a VLAN its physical network."""
+    if network_type in OVERLAY_TYPES:
+        return Network.network_type.in_(OVERLAY_TYPES)
+    return (Network.network_type == network_type) & (Network.physical_network == physnet)
+
+
 def _allocate(session: Session, cfg: TypeConfig, network_type: str, physnet: str) -> int:
     low, high = cfg.ranges[network_type]
-    used = set(
-        session.scalars(
-            select(Network.segmentation_id).where(
-                Network.network_type == network_type, Network.physical_network == physnet
-            )
-        )
-    )
+    used = set(session.scalars(select(Network.segmentation_id).where(_same_space(network_type, physnet))))
     for seg in range(low, high + 1):
         if seg not in used:
             return seg
@@ -159,9 +161,7 @@ def _segment(session: Session, cfg: TypeConfig, body: dict[str, Any]) -> tuple[s
             f"{ntype} range {low}-{high}."
         )
     taken = session.scalar(
-        select(Network.id).where(
-            Network.network_type == ntype, Network.physical_network == physnet, Network.segmentation_id == seg
-        )
+        select(Network.id).where(_same_space(ntype, physnet), Network.segmentation_id == seg)
     )
     if taken:
         raise errors.segmentation_id_in_use(ntype, seg)

@@ -1,7 +1,8 @@
 """Underlay sockets of the userspace VTEP.
 
 Receiving: a UDP socket bound to each tunnel port (4789 VXLAN, 6081 Geneve) and a raw IP socket for
-GRE/NVGRE (protocol 47). Sending UDP encapsulations: a raw IPPROTO_UDP socket, because the outer source
+GRE/NVGRE (protocol 47), with a second raw GRE socket for sending. Sending UDP encapsulations: a raw
+IPPROTO_UDP socket, because the outer source
 port must vary per inner flow (ECMP entropy) and a bound UDP socket can only send from its own port; the
 kernel adds the IP header and, over IPv6, the UDP checksum (IPV6_CHECKSUM). The raw send socket carries a
 drop-all BPF filter so it never queues the copies of every UDP packet that raw sockets receive.
@@ -54,11 +55,18 @@ class UnderlaySockets:
         if self.v6:
             self.udp_tx.setsockopt(socket.IPPROTO_IPV6, IPV6_CHECKSUM, 6)
         self.udp_tx.bind((vtep_ip, 0))
+        # GRE: one raw socket sends (bound to the VTEP address, which makes it the source) and one
+        # receives, bound to no address, because Linux delivers IPv4 multicast to a raw socket only when it
+        # is not bound to a unicast address; the sender drops its copies like the UDP sender
+        self.gre_tx = socket.socket(fam, socket.SOCK_RAW, IPPROTO_GRE)
+        _drop_all_filter(self.gre_tx)
+        _buffers(self.gre_tx)
+        self.gre_tx.bind((vtep_ip, 0))
+        self.gre_tx.setblocking(False)
         self.gre = socket.socket(fam, socket.SOCK_RAW, IPPROTO_GRE)
         _buffers(self.gre)
-        self.gre.bind((vtep_ip, 0))
         self.gre.setblocking(False)
-        for s in (self.udp_tx, self.gre):
+        for s in (self.udp_tx, self.gre_tx):
             if self.v6:
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 16)
@@ -86,5 +94,5 @@ class UnderlaySockets:
         self.groups.add(group)
 
     def close(self) -> None:
-        for s in (*self.udp_rx.values(), self.udp_tx, self.gre):
+        for s in (*self.udp_rx.values(), self.udp_tx, self.gre_tx, self.gre):
             s.close()

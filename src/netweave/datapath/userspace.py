@@ -64,8 +64,8 @@ class _Encapsulator:
             return self.sockets.udp_tx.sendto((hdr + self.header) + frame, (dst, 0))
         if self.encap == "nvgre":
             hdr = Gre(key=nvgre_key(self.vni, h & 0xFF), protocol=ETH_P_TEB).build()
-            return self.sockets.gre.sendto(hdr + frame, (dst, 0))
-        return self.sockets.gre.sendto(self.header + frame, (dst, 0))
+            return self.sockets.gre_tx.sendto(hdr + frame, (dst, 0))
+        return self.sockets.gre_tx.sendto(self.header + frame, (dst, 0))
 
 
 class UserspaceDatapath:

@@ -1,0 +1,149 @@
+"""Namespace and link plumbing over netlink (pyroute2), as `netweave.datapath.tap` does it.
+
+Every socket is opened with `flags=0`: pyroute2's default (`O_CREAT`) would silently create a namespace
+that is missing, and a lab that cleans up must never resurrect what it just removed. No device is ever
+created in the root namespace: a host's veth is created inside the underlay namespace with its peer
+placed straight into the host's namespace.
+"""
+
+import contextlib
+import errno
+import ipaddress
+import os
+from pathlib import Path
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netweave.lab.errors import LabError
+
+NETNS_DIR = Path("/run/netns")
+IFA_F_NODAD = 0x02  # linux/if_addr.h: IPv6 addresses usable at once, no duplicate address detection
+BRIDGE = "br0"
+UPLINK = "eth0"
+
+
+def ipr(ns: str) -> IPRoute:
+    """A netlink socket inside `ns`; FileNotFoundError if the namespace does not exist."""
+    return IPRoute(netns=ns, flags=0)
+
+
+def names() -> list[str]:
+    return sorted(netns.listnetns())
+
+
+def exists(ns: str) -> bool:
+    return (NETNS_DIR / ns).exists()
+
+
+def identity(ns: str) -> tuple[int, int] | None:
+    """(device, inode) of the namespace, as `/proc/PID/ns/net` of every process inside it shows."""
+    try:
+        st = os.stat(NETNS_DIR / ns)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def create(ns: str) -> None:
+    """A new namespace with `lo` up (a VM or host without loopback surprises every tool)."""
+    try:
+        netns.create(ns)
+    except OSError as exc:
+        raise LabError(f"cannot create network namespace {ns}: {exc.strerror or exc}") from None
+    with ipr(ns) as ip:
+        ip.link("set", index=ip.link_lookup(ifname="lo")[0], state="up")
+
+
+def remove(ns: str) -> bool:
+    """Unmount and unlink `ns`; False if it was not there. The kernel frees it (and every device in it)
+    once no process or file descriptor holds it any more: kill the processes first."""
+    try:
+        netns.remove(ns)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.EINVAL) and not exists(ns):
+            return False
+        raise LabError(f"cannot remove network namespace {ns}: {exc.strerror or exc}") from None
+    return True
+
+
+def make_underlay(ns: str, mtu: int) -> None:
+    """The shared segment: one bridge. Multicast snooping off, so flood-and-learn's multicast groups
+    reach every host without an IGMP/MLD querier on the segment."""
+    with ipr(ns) as ip:
+        ip.link("add", ifname=BRIDGE, kind="bridge", br_mcast_snooping=0)
+        idx = ip.link_lookup(ifname=BRIDGE)[0]
+        ip.link("set", index=idx, mtu=mtu, state="up")
+
+
+def attach_host(ul_ns: str, host_ns: str, port: str, *, mtu: int, address: str, prefixlen: int) -> None:
+    """Veth `port` on the underlay bridge, its peer `eth0` in the host with the host's VTEP address."""
+    with ipr(ul_ns) as ip:
+        ip.link("add", ifname=port, kind="veth", peer={"ifname": UPLINK, "net_ns_fd": host_ns})
+        idx = ip.link_lookup(ifname=port)[0]
+        ip.link("set", index=idx, master=ip.link_lookup(ifname=BRIDGE)[0], mtu=mtu, state="up")
+    with ipr(host_ns) as ip:
+        idx = ip.link_lookup(ifname=UPLINK)[0]
+        ip.link("set", index=idx, mtu=mtu, state="up")
+        v6 = ipaddress.ip_address(address).version == 6
+        nodad = {"flags": IFA_F_NODAD} if v6 else {}
+        ip.addr("add", index=idx, address=address, prefixlen=prefixlen, **nodad)
+        if not v6:  # multicast replication sends to 239.x: without a route the kernel says unreachable
+            ip.route("add", dst="224.0.0.0/4", oif=idx)
+
+
+def link_index(ns: str, ifname: str) -> int | None:
+    try:
+        with ipr(ns) as ip:
+            found = ip.link_lookup(ifname=ifname)
+    except FileNotFoundError:
+        return None
+    return int(found[0]) if found else None
+
+
+def add_addresses(ns: str, ifname: str, addresses: list[tuple[str, int]]) -> int:
+    """Give `ifname` in `ns` these (address, prefix length) pairs unless it has them; returns how many
+    were added. IPv6 with nodad: the lab measures right away and DAD would hold the address back."""
+    added = 0
+    with ipr(ns) as ip:
+        found = ip.link_lookup(ifname=ifname)
+        if not found:
+            raise LabError(f"no device {ifname} in namespace {ns}")
+        idx = found[0]
+        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ip.get_addr(index=idx)}
+        for address, prefixlen in addresses:
+            if (address, prefixlen) in have:
+                continue
+            v6 = ipaddress.ip_address(address).version == 6
+            try:
+                ip.addr(
+                    "add",
+                    index=idx,
+                    address=address,
+                    prefixlen=prefixlen,
+                    **({"flags": IFA_F_NODAD} if v6 else {}),
+                )
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise LabError(f"cannot add {address}/{prefixlen} to {ifname} in {ns}: {exc}") from None
+            added += 1
+    return added
+
+
+def addresses(ns: str) -> set[str]:
+    """Every address configured in `ns` (any device): a destination among them is the source itself."""
+    with ipr(ns) as ip:
+        return {str(a.get_attr("IFA_ADDRESS")) for a in ip.get_addr()}
+
+
+def neighbours(ns: str) -> dict[str, str]:
+    """IP -> MAC (lower case) of the neighbour entries in `ns` that have a link-layer address."""
+    out: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError), ipr(ns) as ip:
+        for entry in ip.get_neighbours():
+            dst, mac = entry.get_attr("NDA_DST"), entry.get_attr("NDA_LLADDR")
+            if dst and mac:
+                out[str(ipaddress.ip_address(dst))] = str(mac).lower()
+    return out

@@ -1,0 +1,343 @@
+"""`netweave lab` in real namespaces: down after kill -9, the default lab, every encapsulation and mode.
+
+Every test uses its own lab name ("t" + 6 hex digits, so its namespaces are `t......-*`) and a free TCP
+port, and removes its lab in a finalizer with `netweave.lab.state.down`, also on failure. The lab runs as
+a subprocess (`python -m netweave.lab.cli`), as a user runs it: its daemons outlive `lab up`.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from netweave.lab import state as lab_state
+from netweave.lab.spec import default_lab
+
+pytestmark = pytest.mark.netns
+
+Lab = Callable[[dict[str, Any]], tuple[str, Path]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def lab_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "netweave.lab.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def lab_namespaces(name: str) -> list[str]:
+    return (
+        sorted(n for n in os.listdir("/run/netns") if n.startswith(f"{name}-"))
+        if os.path.isdir("/run/netns")
+        else []
+    )
+
+
+def tagged_processes(name: str) -> list[int]:
+    tag = f"{lab_state.run_dir(name)}/"
+    return [pid for pid in (int(d) for d in os.listdir("/proc") if d.isdigit()) if lab_state.owned(pid, tag)]
+
+
+def root_links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """Write a lab file with a fresh name and port; every lab made here is taken down afterwards."""
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "ping", "nsenter")):
+        pytest.skip("needs root, iproute2, iputils-ping and nsenter")
+    names: list[str] = []
+
+    def make(doc: dict[str, Any]) -> tuple[str, Path]:
+        name = "t" + secrets.token_hex(3)
+        names.append(name)
+        doc = {**doc, "name": name, "api": {"listen": f"127.0.0.1:{free_port()}"}}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return name, path
+
+    try:
+        yield make
+    finally:
+        for name in names:
+            lab_state.down(name)
+
+
+@pytest.fixture
+def agent_available() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "netweave.cli", "agent", "--help"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip("`netweave agent` is not available yet")
+
+
+PLUMBING = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    from netweave.lab import build, spec
+    from netweave.lab.state import State
+    lab = spec.load(sys.argv[1])
+    build.preflight(lab)
+    state = State(name=lab.name, api_url=lab.api.url, spec=lab.model_dump(mode="json"))
+    state.save()
+    builder = build.Builder(lab, state)
+    builder.plumbing()
+    state.add_netns(lab.netns("v1"))
+    stray = subprocess.Popen(["ip", "netns", "exec", lab.netns("h1"), "sleep", "300"], start_new_session=True)
+    print("built", stray.pid, flush=True)
+    time.sleep(300)
+    """
+)
+
+
+def test_down_after_kill_9_leaves_nothing_and_runs_twice(lab: Lab, tmp_path: Path) -> None:
+    """Underlay, hosts, controller and VTEPs (no agent needed), then kill -9 of the builder and of every
+    process it started: `down` finds everything through state.json, the tags and the prefix."""
+    name, path = lab({"hosts": [{"name": "h1"}, {"name": "h2"}]})
+    links_before = root_links()
+    script = tmp_path / "plumbing.py"
+    script.write_text(PLUMBING)
+    builder = subprocess.Popen(
+        [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert builder.stdout is not None
+        line = builder.stdout.readline()
+        assert line.startswith("built"), builder.stderr.read() if builder.stderr else line
+        stray = int(line.split()[1])
+        st = lab_state.State.load(name)
+        assert st is not None
+        assert set(st.namespaces) == {f"{name}-ul", f"{name}-h1", f"{name}-h2", f"{name}-v1"}
+        assert lab_namespaces(name) == sorted(st.namespaces)
+        assert sorted(p.role for p in st.procs) == ["controller", "vtep", "vtep"]
+        pids = [p.pid for p in st.procs]
+        assert all(lab_state.alive(pid) for pid in [*pids, stray])
+        # the underlay works: h1 reaches h2's VTEP address
+        ping = subprocess.run(
+            ["ip", "netns", "exec", f"{name}-h1", "ping", "-c", "1", "-W", "2", "198.18.0.2"],
+            capture_output=True,
+            check=False,
+        )
+        assert ping.returncode == 0
+        assert root_links() == links_before, "nothing may be created in the root namespace"
+        for pid in [builder.pid, *pids]:
+            os.kill(pid, signal.SIGKILL)
+        builder.wait(10)
+    finally:
+        if builder.poll() is None:
+            builder.kill()
+            builder.wait(10)
+        for stream in (builder.stdout, builder.stderr):
+            if stream is not None:
+                stream.close()
+
+    r = lab_cli("down", str(path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"lab {name}: stopped"), r.stdout
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(lab_state.alive(p) for p in [*pids, stray]):
+        time.sleep(0.05)
+    assert not any(lab_state.alive(p) for p in [*pids, stray])
+    assert lab_namespaces(name) == []
+    assert not lab_state.run_dir(name).exists()
+    assert tagged_processes(name) == []
+    assert root_links() == links_before
+
+    again = lab_cli("down", str(path))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"lab {name}: nothing to remove"
+
+
+def test_down_without_state_sweeps_the_prefix(lab: Lab) -> None:
+    name, path = lab({"hosts": [{"name": "h1"}]})
+    subprocess.run(["ip", "netns", "add", f"{name}-x"], check=True)
+    r = lab_cli("down", str(path))
+    assert r.returncode == 0, r.stderr
+    assert lab_namespaces(name) == []
+
+
+def test_up_refuses_a_busy_api_port_before_building_anything(lab: Lab) -> None:
+    name, path = lab({"hosts": [{"name": "h1"}]})
+    listen = yaml.safe_load(path.read_text())["api"]["listen"]
+    host, port = listen.rsplit(":", 1)
+    with socket.socket() as busy:
+        busy.bind((host, int(port)))
+        busy.listen()
+        r = lab_cli("up", str(path))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"netweave: error: api.listen {listen}: address already in use"
+    assert lab_namespaces(name) == []
+
+
+def test_bad_file_is_one_line_naming_the_place(lab: Lab, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nhosts: [{name: h1}]\ntenants: [{name: t, vms: [{name: v, host: h9, network: n}]}]\n"
+    )
+    r = lab_cli("up", str(bad))
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"netweave: error: {bad}: tenants[0].vms[0].host: no host named 'h9'"
+
+
+def matrix_json(path: Path) -> dict[str, Any]:
+    r = lab_cli("test", str(path), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    result: dict[str, Any] = json.loads(r.stdout)
+    return result
+
+
+def expected_pairs(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    network = {vm["name"]: vm["network"] for t in doc["tenants"] for vm in t["vms"]}
+    return {(a, b) for a in network for b in network if a != b and network[a] == network[b]}
+
+
+def assert_as_expected(result: dict[str, Any], doc: dict[str, Any]) -> None:
+    bad = [p for p in result["pairs"] if p["expected"] != p["measured"]]
+    assert result["mismatches"] == 0 == len(bad), bad
+    reached = {(p["src"], p["dst"]) for p in result["pairs"] if p["measured"]}
+    assert reached == expected_pairs(doc)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("agent_available")
+def test_default_lab_up_test_status_down(lab: Lab) -> None:
+    doc = default_lab().model_dump(mode="json", exclude_none=True)
+    name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "30 pairs: 4 reachable and 26 isolated as expected, 0 mismatches" in r.stdout
+    assert lab_cli("up", str(path)).stderr.strip() == (
+        f"netweave: error: lab {name} is already up (run `netweave lab down {path}`)"
+    )
+    result = matrix_json(path)
+    assert result["lab"] == name and len(result["pairs"]) == 30
+    assert_as_expected(result, doc)
+    status = lab_cli("status", str(path))
+    assert status.returncode == 0, status.stdout
+    # a port made by hand on a lab host (as `openstack port create --host h1` would) joins the matrix
+    api = yaml.safe_load(path.read_text())["api"]["listen"]
+    with httpx.Client(base_url=f"http://{api}", headers={"X-Project-Id": "blue"}) as http:
+        net = http.get("/v2.0/networks", params={"name": "blue-web"}).json()["networks"][0]["id"]
+        made = http.post(
+            "/v2.0/ports", json={"port": {"network_id": net, "name": "p9", "binding:host_id": "h1"}}
+        )
+        assert made.status_code == 201, made.text
+    result = matrix_json(path)
+    assert len(result["pairs"]) == 42
+    reached = {(p["src"], p["dst"]) for p in result["pairs"] if p["measured"]}
+    assert {("p9", "b1"), ("b2", "p9")} <= reached and result["mismatches"] == 0
+    assert f"{name}-p9" in lab_namespaces(name)
+
+    r = lab_cli("down", str(path))
+    assert r.returncode == 0, r.stderr
+    assert lab_namespaces(name) == [] and tagged_processes(name) == []
+    assert not lab_state.run_dir(name).exists()
+
+
+def every_encapsulation_and_mode(ip_version: int) -> dict[str, Any]:
+    """Two tenants with the same address plan; each encapsulation runs in one tenant under the
+    controller and in the other with flood-and-learn (ingress or multicast replication)."""
+    group = "239.1.1.{}" if ip_version == 4 else "ff05::1:{}"
+    modes: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "a": [
+            ("vxlan", {"control_plane": "controller"}),
+            ("geneve", {"control_plane": "flood-learn", "replication": "ingress"}),
+            (
+                "gre",
+                {
+                    "control_plane": "flood-learn",
+                    "replication": "multicast",
+                    "multicast_group": group.format(1),
+                },
+            ),
+            ("nvgre", {"control_plane": "controller"}),
+        ],
+        "b": [
+            (
+                "vxlan",
+                {
+                    "control_plane": "flood-learn",
+                    "replication": "multicast",
+                    "multicast_group": group.format(2),
+                },
+            ),
+            ("geneve", {"control_plane": "controller"}),
+            ("gre", {"control_plane": "flood-learn", "replication": "ingress"}),
+            (
+                "nvgre",
+                {
+                    "control_plane": "flood-learn",
+                    "replication": "multicast",
+                    "multicast_group": group.format(3),
+                },
+            ),
+        ],
+    }
+    tenants = []
+    for t, nets in modes.items():
+        networks, vms = [], []
+        for i, (ntype, mode) in enumerate(nets, 1):
+            short = ntype[:2]
+            networks.append(
+                {"name": f"{t}-{short}", "type": ntype, **mode, "subnets": [{"cidr": f"10.{i}.0.0/24"}]}
+            )
+            for k, host in ((1, f"h{i % 3 + 1}"), (2, f"h{(i + 1) % 3 + 1}")):
+                vms.append(
+                    {
+                        "name": f"{t}{short}{k}",
+                        "host": host,
+                        "network": f"{t}-{short}",
+                        "ip": f"10.{i}.0.1{k}",
+                    }
+                )
+        tenants.append({"name": t, "networks": networks, "vms": vms})
+    return {
+        "underlay": {"ip_version": ip_version, "mtu": 1500},
+        "hosts": [{"name": "h1"}, {"name": "h2"}, {"name": "h3"}],
+        "tenants": tenants,
+    }
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("agent_available")
+@pytest.mark.parametrize("ip_version", [4, 6])
+def test_every_encapsulation_and_control_plane_mode(lab: Lab, ip_version: int) -> None:
+    doc = every_encapsulation_and_mode(ip_version)
+    name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = matrix_json(path)
+    assert len(result["pairs"]) == 16 * 15
+    assert_as_expected(result, doc)
+    # same CIDR, same addresses, other tenant: never reached (a reply there came from the own tenant)
+    tenant = {vm["name"]: t["name"] for t in doc["tenants"] for vm in t["vms"]}
+    assert not [p for p in result["pairs"] if p["measured"] and tenant[p["src"]] != tenant[p["dst"]]]
+    assert lab_cli("down", str(path)).returncode == 0
+    assert lab_namespaces(name) == []
