@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from netweave.lab import state as lab_state
 from netweave.lab.spec import default_lab
+
+from .topo import VENV_BIN
 
 pytestmark = pytest.mark.netns
 
@@ -241,19 +242,24 @@ def test_default_lab_up_test_status_down(lab: Lab) -> None:
     assert_as_expected(result, doc)
     status = lab_cli("status", str(path))
     assert status.returncode == 0, status.stdout
-    # a port made by hand on a lab host (as `openstack port create --host h1` would) joins the matrix
+    # the real openstack CLI against the lab's controller: a network, a subnet and two ports bound to
+    # lab hosts; the lab's test finds them and they reach each other and nobody else
     api = yaml.safe_load(path.read_text())["api"]["listen"]
-    with httpx.Client(base_url=f"http://{api}", headers={"X-Project-Id": "blue"}) as http:
-        net = http.get("/v2.0/networks", params={"name": "blue-web"}).json()["networks"][0]["id"]
-        made = http.post(
-            "/v2.0/ports", json={"port": {"network_id": net, "name": "p9", "binding:host_id": "h1"}}
-        )
-        assert made.status_code == 201, made.text
+    osc = [str(VENV_BIN / "openstack"), "--os-auth-type", "none", "--os-endpoint", f"http://{api}"]
+    for args in (
+        ["network", "create", "n9"],
+        ["subnet", "create", "--network", "n9", "--subnet-range", "10.9.0.0/24", "s9"],
+        ["port", "create", "--network", "n9", "--host", "h1", "p9"],
+        ["port", "create", "--network", "n9", "--host", "h3", "p10"],
+    ):
+        made = subprocess.run([*osc, *args], capture_output=True, text=True, timeout=60, check=False)
+        assert made.returncode == 0, made.stderr
     result = matrix_json(path)
-    assert len(result["pairs"]) == 42
+    assert len(result["pairs"]) == 56
     reached = {(p["src"], p["dst"]) for p in result["pairs"] if p["measured"]}
-    assert {("p9", "b1"), ("b2", "p9")} <= reached and result["mismatches"] == 0
-    assert f"{name}-p9" in lab_namespaces(name)
+    assert {("p9", "p10"), ("p10", "p9")} <= reached and result["mismatches"] == 0
+    assert not {p for p in reached if ("p9" in p or "p10" in p) and not set(p) <= {"p9", "p10"}}
+    assert {f"{name}-p9", f"{name}-p10"} <= set(lab_namespaces(name))
 
     r = lab_cli("down", str(path))
     assert r.returncode == 0, r.stderr
