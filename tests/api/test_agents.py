@@ -291,3 +291,37 @@ def test_openstack_network_agent_list(endpoint: str) -> None:  # noqa: F811 - th
     assert row["ID"] == agent_id and row["Host"] == "compute-1" and row["Agent Type"] == "NetWeave agent"
     assert row["Alive"] in (True, ":-)") and row["State"] in (True, "UP")
     assert row["Binary"] == "netweave-agent"
+
+
+def test_port_on_a_chassis_that_cannot_carry_its_network_is_error_with_the_reason(client: TestClient) -> None:
+    """A kernel-datapath chassis without geneve: its geneve port is never scheduled there (not in its
+    view) and shows ERROR with why; its vxlan port is unaffected; moving the port to a chassis that can
+    carry it clears the error."""
+    for name, ip, datapath, encaps in (("k1", "192.0.2.1", "kernel", ["vxlan"]),
+                                       ("u1", "192.0.2.2", "userspace", ["vxlan", "geneve"])):
+        r = client.put(f"/netweave/v1/chassis/{name}",
+                       json={"chassis": {"vtep_ip": ip, "datapath": datapath, "encaps": encaps}})
+        assert r.status_code == 200, r.text
+    gen = client.post("/v2.0/networks", json={"network": {"name": "g", "provider:network_type": "geneve"}})
+    vx = client.post("/v2.0/networks", json={"network": {"name": "v", "provider:network_type": "vxlan"}})
+    ports = {}
+    for key, net in (("g", gen.json()["network"]), ("v", vx.json()["network"])):
+        r = client.post("/v2.0/ports", json={"port": {"network_id": net["id"], "binding:host_id": "k1"}})
+        assert r.status_code == 201, r.text
+        ports[key] = r.json()["port"]["id"]
+    g = client.get(f"/v2.0/ports/{ports['g']}").json()["port"]
+    assert g["status"] == "ERROR"
+    assert g["binding:vif_type"] == "binding_failed"
+    assert g["binding:vif_details"]["reason"] == (
+        "geneve is not available in this host's kernel; use the userspace datapath")
+    v = client.get(f"/v2.0/ports/{ports['v']}").json()["port"]
+    assert v["status"] == "DOWN" and v["binding:vif_details"] == {}
+    view = client.get("/netweave/v1/chassis/k1/view", params={"since": -1}).json()["full"]
+    assert set(view["ports"]) == {ports["v"]}
+    assert [n["encap"] for n in view["networks"].values()] == ["vxlan"]
+    r = client.put(f"/v2.0/ports/{ports['g']}", json={"port": {"binding:host_id": "u1"}})
+    assert r.status_code == 200
+    g = client.get(f"/v2.0/ports/{ports['g']}").json()["port"]
+    assert g["status"] == "DOWN" and g["binding:vif_type"] == "netweave" and g["binding:vif_details"] == {}
+    view = client.get("/netweave/v1/chassis/u1/view", params={"since": -1}).json()["full"]
+    assert set(view["ports"]) == {ports["g"]}

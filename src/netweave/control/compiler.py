@@ -47,6 +47,18 @@ class LPort:
 class LChassis:
     name: str
     vtep_ip: str
+    #: what its datapath can carry; empty = not reported (everything is tried)
+    encaps: tuple[str, ...] = ()
+    datapath: str = "userspace"
+
+
+def unsupported(net: "LNetwork", ch: LChassis) -> str | None:
+    """Why `ch` cannot carry `net`, or None when it can."""
+    if not ch.encaps or net.encap in ch.encaps:
+        return None
+    if ch.datapath == "kernel":
+        return f"{net.encap} is not available in this host's kernel; use the userspace datapath"
+    return f"{net.encap} is not supported by chassis {ch.name}'s {ch.datapath} datapath"
 
 
 def device_name(port_id: str) -> str:
@@ -73,6 +85,10 @@ class Compiler:
         self.sections: dict[tuple[str, str], View] = {}
         self.states: dict[str, ChassisState] = {}
         self._remote_json: dict[str, dict[str, Any]] = {}
+        #: ports bound to a chassis that cannot carry their network -> why (the controller shows them
+        #: as status ERROR); `binding_changes` collects what changed in it since the last take
+        self.binding_errors: dict[str, str] = {}
+        self.binding_changes: dict[str, str | None] = {}
         self.revision = 0
         self.sections_computed = 0  # for tests and the benchmark: the work incremental updates avoid
 
@@ -142,6 +158,8 @@ class Compiler:
     def _unindex(self, pid: str) -> set[tuple[str, str]]:
         old = self.ports.pop(pid, None)
         self._remote_json.pop(pid, None)
+        if pid in self.binding_errors:
+            self._binding_error(pid, None)
         if old is None or not old.host:
             return set()
         dirty = self._network_sections(old.network_id)
@@ -163,6 +181,12 @@ class Compiler:
         if net is None or not hosts or host not in hosts:
             return None
         me = self.chassis.get(host)
+        reason = unsupported(net, me) if me is not None else None
+        for pid in self.ports_by_network.get(nid, ()):
+            if self.ports[pid].host == host:
+                self._binding_error(pid, reason)
+        if reason is not None:
+            return None  # never scheduled there: no network, no devices, and the ports show why
         controller = net.control_plane != "flood-learn"
         entry: dict[str, Any] = {
             "vni": net.vni,
@@ -180,7 +204,7 @@ class Compiler:
         else:
             entry["flood"] = sorted({
                 ch.vtep_ip for h in hosts if h != host and (ch := self.chassis.get(h)) is not None
-                and (me is None or ch.vtep_ip != me.vtep_ip)
+                and (me is None or ch.vtep_ip != me.vtep_ip) and not unsupported(net, ch)
             })
         ports: dict[str, Any] = {}
         remotes: dict[str, Any] = {}
@@ -198,12 +222,25 @@ class Compiler:
         self.sections_computed += 1
         return {"networks": {str(net.vni): entry}, "ports": ports, "remotes": remotes}
 
+    def _binding_error(self, pid: str, reason: str | None) -> None:
+        if self.binding_errors.get(pid) == reason:
+            return
+        if reason is None:
+            del self.binding_errors[pid]
+        else:
+            self.binding_errors[pid] = reason
+        self.binding_changes[pid] = reason
+
+    def take_binding_changes(self) -> dict[str, str | None]:
+        out, self.binding_changes = self.binding_changes, {}
+        return out
+
     def _remote(self, p: LPort, net: LNetwork) -> dict[str, Any] | None:
         cached = self._remote_json.get(p.id)
         if cached is None:
             ch = self.chassis.get(p.host)
-            if ch is None:
-                return None  # its chassis has not registered: no VTEP to send to yet
+            if ch is None or unsupported(net, ch):
+                return None  # its chassis has not registered (no VTEP yet) or cannot carry the network
             cached = self._remote_json[p.id] = {"vni": net.vni, "mac": p.mac, "vtep": ch.vtep_ip,
                                                 "ips": list(p.ips)}
         return cached

@@ -80,6 +80,10 @@ def logical_network(row: Network) -> LNetwork | None:
                     multicast_group=row.multicast_group, arp_suppression=row.arp_suppression)
 
 
+def logical_chassis(row: Chassis) -> LChassis:
+    return LChassis(row.name, row.vtep_ip, encaps=tuple(row.encaps), datapath=row.datapath)
+
+
 def logical_port(row: Port) -> LPort:
     netns = row.binding_profile.get("netns") if isinstance(row.binding_profile, dict) else None
     return LPort(id=row.id, network_id=row.network_id, mac=row.mac_address,
@@ -94,7 +98,7 @@ class ViewService:
     def __init__(self, store: Store, *, agent_down_time_s: float = 15.0) -> None:
         self.store = store
         self.compiler = Compiler(epoch=uuid.uuid4().hex[:12])
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a binding-error write inside refresh() refreshes again
         self.agent_down_time_s = agent_down_time_s
         self.heartbeats: dict[str, float] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -112,8 +116,9 @@ class ViewService:
                 revision=self.store.revision(s),
                 networks=nets,
                 ports=[logical_port(p) for p in s.scalars(select(Port))],
-                chassis=[LChassis(c.name, c.vtep_ip) for c in s.scalars(select(Chassis))],
+                chassis=[logical_chassis(c) for c in s.scalars(select(Chassis))],
             )
+            self._write_binding_errors()
 
     @staticmethod
     def _collect(session: Session) -> None:
@@ -146,15 +151,35 @@ class ViewService:
                     ports[p.id] = logical_port(p)
                 chassis: dict[str, LChassis | None] = dict.fromkeys(dirty["chassis"])
                 for c in s.scalars(select(Chassis).where(Chassis.name.in_(dirty["chassis"]))):
-                    chassis[c.name] = LChassis(c.name, c.vtep_ip)
+                    chassis[c.name] = logical_chassis(c)
                 if revision is None:
                     revision = self.store.revision(s)
             changed = self.compiler.update(revision=revision, networks=nets, ports=ports, chassis=chassis)
+            self._write_binding_errors()
         self.compile_cpu_s += time.process_time() - started
         self.compiles += 1
         if changed:
             log.info("revision=%s views changed: %s", revision, ",".join(sorted(changed)))
             self._wake(changed)
+
+    def _write_binding_errors(self) -> None:
+        """Ports bound to a chassis that cannot carry their network: status ERROR with the reason (and
+        back to DOWN, waiting for the agent, when that changes). Its own transaction, after the one that
+        caused it; it changes no view, so it causes nothing further."""
+        changes = self.compiler.take_binding_changes()
+        if not changes:
+            return
+        with self.store.transaction() as session:
+            for port in session.scalars(select(Port).where(Port.id.in_(list(changes)))):
+                reason = changes[port.id]
+                status = "ERROR" if reason else "DOWN"
+                if (port.status, port.status_reason) != (status, reason):
+                    port.status, port.status_reason = status, reason
+                    port.revision_number += 1
+                    port.updated_at = utcnow()
+                    log.warning("port=%s host=%s status=%s %s", port.id, port.binding_host_id, status,
+                                reason or "")
+            self.store.bump(session)
 
     # ------------------------------------------------------------------ watchers
     def _wake(self, hosts: Any) -> None:
@@ -239,6 +264,7 @@ def report_ports(session: Session, name: str, raw: Any) -> dict[str, Any]:
             out["ignored"].append(pid)
         elif port.status != status:
             port.status = status
+            port.status_reason = None
             port.revision_number += 1
             port.updated_at = utcnow()
             out["changed"].append(pid)

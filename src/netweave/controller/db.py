@@ -113,6 +113,8 @@ class Port(Tagged, Revisioned, Base):
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     mac_address: Mapped[str] = mapped_column(String(17))
     status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    #: why the port is ERROR when the controller could not bind it (shown in binding:vif_details)
+    status_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
     device_id: Mapped[str] = mapped_column(String(255), default="", index=True)
     device_owner: Mapped[str] = mapped_column(String(255), default="")
     binding_host_id: Mapped[str] = mapped_column(String(255), default="", index=True)

@@ -141,8 +141,10 @@ def show(port: Port) -> dict[str, Any]:
         "port_security_enabled": port.port_security_enabled,
         "binding:host_id": port.binding_host_id,
         "binding:vnic_type": port.binding_vnic_type,
-        "binding:vif_type": "netweave" if port.binding_host_id else "unbound",
-        "binding:vif_details": {},
+        "binding:vif_type": (
+            "binding_failed" if port.status_reason else "netweave" if port.binding_host_id else "unbound"
+        ),
+        "binding:vif_details": {"reason": port.status_reason} if port.status_reason else {},
         "binding:profile": dict(port.binding_profile),
         "qos_policy_id": port.qos_policy_id,
         "propagate_uplink_status": False,
