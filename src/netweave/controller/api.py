@@ -131,6 +131,15 @@ EXTENSIONS = [
 ]
 
 
+async def body(request: Request) -> Any:
+    """The request's JSON body (None when empty); a Neutron-style 400 when it is not JSON."""
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.") from None
+
+
 def _error(exc: NeutronError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
 
@@ -169,13 +178,6 @@ def create_app(
 
     def project(request: Request) -> str:
         return request.headers.get("x-project-id") or request.headers.get("x-tenant-id") or default_project
-
-    async def body(request: Request) -> Any:
-        raw = await request.body()
-        try:
-            return json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("The request body is not valid JSON.") from None
 
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -507,13 +509,6 @@ def add_agent_routes(
 ) -> None:
     """The agents' side of the controller (docs/agent-protocol.md) and Neutron's /v2.0/agents."""
     prefix = "/netweave/v1/chassis"
-
-    async def body(request: Request) -> Any:
-        raw = await request.body()
-        try:
-            return json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadRequest("The request body is not valid JSON.") from None
 
     def shown(session: Session, row: Any) -> dict[str, Any]:
         return chassis.show_agent(row, service, chassis.bound_ports(session).get(row.name, 0))

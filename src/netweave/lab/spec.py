@@ -14,11 +14,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from netweave.lab.errors import SpecError
-from netweave.vtep.config import _where  # one place for 'a[0].b' paths of pydantic locations
+from netweave.yamlfile import read_mapping, where
 
 # "kernel" joins this Literal when the kernel datapath lands; nothing else in the lab switches on it yet
 Datapath = Literal["userspace"]
@@ -172,7 +171,7 @@ def parse(data: Any) -> Lab:
     except ValidationError as exc:
         errs = exc.errors()
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise SpecError(f"{_where(tuple(errs[0]['loc']))}: {_message(errs[0])}{more}") from None
+        raise SpecError(f"{where(tuple(errs[0]['loc']))}: {_message(errs[0])}{more}") from None
     check(lab)
     return lab
 
@@ -304,16 +303,7 @@ def load(path: str | Path | None) -> Lab:
     """The lab in `path`, or the built-in default lab when no file is given."""
     if path is None:
         return default_lab()
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping at the top level")
+    data = read_mapping(path, SpecError)
     try:
         return parse(data)
     except SpecError as exc:

@@ -6,11 +6,12 @@ Errors name the place in the file: `networks[0].ports[1].mac: not a MAC address:
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netweave.model import Network, Port, Remote, VtepConfig
 from netweave.packet import GeneveOption
+from netweave.yamlfile import read_mapping
+from netweave.yamlfile import where as place
 
 
 class ConfigError(ValueError):
@@ -67,20 +68,13 @@ def _ips(value: str | list[str] | None) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else tuple(value)
 
 
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "file"
-
-
 def build(data: Any) -> VtepConfig:
     """Validate a parsed document and turn it into the model; ConfigError on the first problem."""
     try:
         doc = VtepIn.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"{_where(tuple(err['loc']))}: {err['msg']}") from None
+        raise ConfigError(f"{where(tuple(err['loc']))}: {err['msg']}") from None
     networks, ports, remotes = [], [], []
     seen_ports: set[str] = set()
     try:
@@ -119,14 +113,4 @@ def build(data: Any) -> VtepConfig:
 
 
 def load(path: str | Path) -> VtepConfig:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return build(data)
+    return build(read_mapping(path, ConfigError))
