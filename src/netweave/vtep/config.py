@@ -74,7 +74,7 @@ def build(data: Any) -> VtepConfig:
         doc = VtepIn.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"{where(tuple(err['loc']))}: {err['msg']}") from None
+        raise ConfigError(f"{place(tuple(err['loc']))}: {err['msg']}") from None
     networks, ports, remotes = [], [], []
     seen_ports: set[str] = set()
     try:
