@@ -194,6 +194,10 @@ class ViewService:
         if ev is not None:
             ev.set()
 
+    def registered(self, host: str) -> bool:
+        with self.lock:
+            return host in self.compiler.chassis
+
     def beat(self, host: str) -> None:
         self.heartbeats[host] = time.time()
 
