@@ -270,10 +270,17 @@ def controller(
 @click.option("--vtep-ip", required=True, help="This host's underlay (VTEP) address.")
 @click.option(
     "--datapath",
-    type=click.Choice(["userspace"]),
+    type=click.Choice(["userspace", "kernel"]),
     default="userspace",
     show_default=True,
-    help="Which datapath this host forwards with.",
+    help="Which datapath this host forwards with: the `netweave vtep` daemon, or the Linux kernel.",
+)
+@click.option(
+    "--underlay-mtu",
+    type=click.IntRange(576, 65535),
+    default=1500,
+    show_default=True,
+    help="The underlay's MTU (kernel datapath: VM ports get it minus the encapsulation overhead).",
 )
 @click.option(
     "--vtep-socket",
@@ -292,6 +299,7 @@ def agent_cmd(
     chassis: str,
     vtep_ip: str,
     datapath: str,
+    underlay_mtu: int,
     vtep_socket: str | None,
     vm_netns_prefix: str | None,
     verbose: bool,
@@ -302,7 +310,7 @@ def agent_cmd(
 
     from netweave.agent.agent import Agent  # noqa: PLC0415
     from netweave.agent.client import ControllerClient  # noqa: PLC0415
-    from netweave.agent.drivers import UserspaceDriver  # noqa: PLC0415
+    from netweave.agent.drivers import Driver, KernelDriver, UserspaceDriver  # noqa: PLC0415
     from netweave.vtep.daemon import default_control_socket  # noqa: PLC0415
 
     try:
@@ -317,7 +325,11 @@ def agent_cmd(
         client = ControllerClient(controller_url, chassis)
     except ValueError as exc:
         raise UsageFail(str(exc)) from None
-    driver = UserspaceDriver(vtep_socket or default_control_socket(vtep_ip))
+    driver: Driver
+    if datapath == "kernel":
+        driver = KernelDriver(vtep_ip, underlay_mtu=underlay_mtu)
+    else:
+        driver = UserspaceDriver(vtep_socket or default_control_socket(vtep_ip))
     agent = Agent(
         client,
         driver,

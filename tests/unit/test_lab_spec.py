@@ -140,7 +140,7 @@ def test_default_lab() -> None:
             "hosts[1].name: 'a-very-long-hostname' is not a valid host/VM name",
         ),
         ("hosts.1.name", "H2", "hosts[1].name: 'H2' is not a valid host/VM name"),
-        ("hosts.1.datapath", "kernel", "hosts[1].datapath: Input should be 'userspace'"),
+        ("hosts.1.datapath", "dpdk", "hosts[1].datapath: Input should be 'userspace' or 'kernel'"),
         ("hosts.1.color", "red", "hosts[1].color: unknown key"),
         ("hosts", [], "hosts: List should have at least 1 item"),
         ("name", "Demo", "name: 'Demo' is not a valid lab name"),

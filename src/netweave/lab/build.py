@@ -169,8 +169,9 @@ class Builder:
 
     def vteps(self) -> None:
         u = self.lab.underlay
-        with self.phases.phase("VTEPs", len(self.lab.hosts)) as step:
-            for i, host in enumerate(self.lab.hosts, 1):
+        users = [(i, h) for i, h in enumerate(self.lab.hosts, 1) if h.datapath != "kernel"]
+        with self.phases.phase("VTEPs", len(users)) as step:
+            for i, host in users:
                 self._start(
                     f"vtep {host.name}",
                     "vtep",
@@ -182,7 +183,7 @@ class Builder:
                     ],
                     host=host.name,
                 )  # fmt: skip
-            waiting = {h.name for h in self.lab.hosts}
+            waiting = {h.name for _, h in users}
             deadline = time.monotonic() + VTEP_TIMEOUT_S
             while waiting:
                 self.check_processes()
@@ -217,6 +218,8 @@ class Builder:
                         "--controller", f"unix:{self._file('controller.sock')}",
                         "--chassis", host.name,
                         "--vtep-ip", u.address(i),
+                        "--datapath", host.datapath or "userspace",
+                        "--underlay-mtu", str(u.mtu),
                         "--vtep-socket", self._file(f"{host.name}.vtep.sock"),
                         "--vm-netns-prefix", self.lab.prefix,
                     ],

@@ -86,15 +86,20 @@ def lab() -> None:
 
 @lab.command("up")
 @FILE
+@click.option(
+    "--datapath",
+    type=click.Choice(["userspace", "kernel"]),
+    help="Datapath of the hosts whose entry in the file does not say (default: userspace).",
+)
 @click.pass_context
-def lab_up(ctx: click.Context, file: str | None) -> None:
+def lab_up(ctx: click.Context, file: str | None, datapath: str | None) -> None:
     """Build the lab in FILE (default: the built-in demo lab), then print its connectivity matrix.
 
     Exit status 1 if any pair differs from what the lab expects. If the build fails midway it stops and
     leaves everything (and the logs) in place: `netweave lab down` removes it.
     """
     _need_root()
-    the_lab = _lab(file)
+    the_lab = _lab(file).with_datapath(datapath)
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -19,8 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from netweave.lab.errors import SpecError
 from netweave.yamlfile import read_mapping, where
 
-# "kernel" joins this Literal when the kernel datapath lands; nothing else in the lab switches on it yet
-Datapath = Literal["userspace"]
+Datapath = Literal["userspace", "kernel"]
 NetworkType = Literal["vxlan", "geneve", "gre", "nvgre"]
 ControlPlane = Literal["controller", "flood-learn"]
 Replication = Literal["ingress", "multicast"]
@@ -105,7 +104,7 @@ class Api(_Strict):
 
 class Host(_Strict):
     name: NodeName
-    datapath: Datapath = "userspace"
+    datapath: Datapath | None = None  # None: the lab's default (`netweave lab up --datapath`, else userspace)
 
 
 class Subnet(_Strict):
@@ -144,6 +143,11 @@ class Lab(_Strict):
     api: Api = Api()
     hosts: list[Host] = Field(min_length=1)
     tenants: list[Tenant] = []
+
+    def with_datapath(self, default: str | None) -> "Lab":
+        """This lab with every host's datapath decided: its own, else `default`, else userspace."""
+        hosts = [h.model_copy(update={"datapath": h.datapath or default or "userspace"}) for h in self.hosts]
+        return self.model_copy(update={"hosts": hosts})
 
     def netns(self, node: str) -> str:
         """The namespace of a host or VM (or `ul`, the underlay)."""

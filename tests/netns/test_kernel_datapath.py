@@ -1,0 +1,308 @@
+"""The kernel datapath in real namespaces: KernelDatapath runs for a host namespace (its `netns`
+argument), the Linux kernel forwards. Ping, suppression seen on the underlay, reconcile by difference,
+unsupported encapsulations, interop with the userspace VTEP."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from netweave.datapath.kernel import RESYNC_S, KernelDatapath, bridge_name, port_device_name, vxlan_name
+from netweave.model import DatapathState, Network, Port, Remote
+from netweave.model.wire import state_to_json
+from netweave.vtep.control import request
+
+from .helpers import Capture, links, mac, wait_for
+from .topo import NETWEAVE, Topology, sh
+
+UL = ("198.18.0.1", "198.18.0.2")
+VNI = 100
+PREFIX = "nwt"
+Make = Callable[..., KernelDatapath]
+
+
+@pytest.fixture
+def kernel(topo: Topology) -> Iterator[Make]:
+    """KernelDatapath for a host of `topo` (h1 -> 198.18.0.1 ...); closed in a finalizer, and the
+    namespaces (with every device in them) go with the topology."""
+    made: list[KernelDatapath] = []
+
+    def make(host: str, resync_s: float = RESYNC_S) -> KernelDatapath:
+        dp = KernelDatapath(topo.underlay_ip(int(host[1:])), underlay_mtu=topo.mtu, netns=topo.hosts[host],
+                            prefix=PREFIX, resync_s=resync_s)
+        made.append(dp)
+        return dp
+
+    yield make
+    for dp in made:
+        dp.close()
+
+
+def controller_net(flood: str) -> Network:
+    """What the controller's view says for a network in controller mode."""
+    return Network(vni=VNI, mode="static", flood=(flood,), unknown_arp="drop", unknown_unicast="drop")
+
+
+def vm_port(i: int, vm_ns: str, vni: int = VNI) -> Port:
+    return Port(name=f"tap{i}", vni=vni, mac=mac(i, 1), ips=(f"10.0.0.{i}", f"2001:db8:100::{i}"),
+                netns=vm_ns, port_id=f"port-{i}")
+
+
+def remote_of(i: int, ul: tuple[str, ...] = UL) -> Remote:
+    return Remote(vni=VNI, mac=mac(i, 1), vtep=ul[i - 1], ips=(f"10.0.0.{i}", f"2001:db8:100::{i}"))
+
+
+def host_state(i: int, vm_ns: str, ul: tuple[str, ...] = UL) -> DatapathState:
+    other = 3 - i
+    return DatapathState(networks=(controller_net(ul[other - 1]),), ports=(vm_port(i, vm_ns),),
+                         remotes=(remote_of(other, ul),))
+
+
+def address_vm(topo: Topology, vm_ns: str, i: int) -> None:
+    topo.vm_addr(vm_ns, f"tap{i}", f"10.0.0.{i}/24", f"2001:db8:100::{i}/64")
+
+
+def two_hosts(topo: Topology, kernel: Make) -> tuple[dict[int, KernelDatapath], dict[int, str],
+                                                     dict[int, DatapathState]]:
+    dps, vms, states = {}, {}, {}
+    ul = (topo.underlay_ip(1), topo.underlay_ip(2))
+    for i in (1, 2):
+        topo.add_host(f"h{i}", i)
+        vms[i] = topo.ns(f"v{i}")
+        dps[i] = kernel(f"h{i}")
+        states[i] = host_state(i, vms[i], ul)
+        out = dps[i].apply(states[i])
+        assert out["errors"] == {}, out
+        address_vm(topo, vms[i], i)
+    return dps, vms, states
+
+
+def normalized(state: DatapathState) -> DatapathState:
+    """Order does not matter in a state: sorted tables, sorted addresses."""
+    def ips(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(values))
+    return DatapathState(
+        networks=tuple(sorted((dataclasses.replace(n, flood=ips(n.flood)) for n in state.networks),
+                              key=lambda n: n.vni)),
+        ports=tuple(sorted((dataclasses.replace(p, ips=ips(p.ips)) for p in state.ports),
+                           key=lambda p: p.name)),
+        remotes=tuple(sorted((dataclasses.replace(r, ips=ips(r.ips)) for r in state.remotes),
+                             key=lambda r: (r.vni, r.mac))))
+
+
+def kernel_objects(ns: str) -> tuple[set[str], set[str], set[str]]:
+    """(links, configured fdb entries, neighbour entries) of the datapath in a host namespace."""
+    fdb = {line.strip() for line in sh("bridge", "-n", ns, "fdb", "show").stdout.splitlines()
+           if PREFIX in line and ("permanent" in line or "static" in line)}
+    neigh = {line.strip() for line in sh("ip", "-n", ns, "neigh", "show", "dev", bridge_name(PREFIX, VNI))
+             .stdout.splitlines()}
+    return set(links(ns)), fdb, neigh
+
+
+def test_ping_both_ways_and_no_arp_nd_or_unknown_unicast_in_the_tunnel(topo: Topology, kernel: Make) -> None:
+    _, vms, _ = two_hosts(topo, kernel)
+    cap = Capture(topo, topo.ul, "br0", "udp port 4789")
+    assert topo.ping(vms[1], "10.0.0.2"), "h1 -> h2"
+    assert topo.ping(vms[2], "10.0.0.1"), "h2 -> h1"
+    assert topo.ping(vms[1], "2001:db8:100::2"), "IPv6 h1 -> h2"
+    # unicast to a MAC nobody announced: the vxlan port has `flood off`, so it stays on the host
+    sh("ip", "-n", vms[1], "neigh", "add", "10.0.0.99", "lladdr", "02:99:00:00:00:99", "dev", "tap1")
+    assert not topo.ping(vms[1], "10.0.0.99", count=2, timeout_s=1)
+    cap.stop()
+    assert len(cap.fields("frame.number", display_filter="icmp.type == 8")) >= 6, "pings crossed the tunnel"
+    assert not cap.fields("frame.number", display_filter="arp"), "ARP was answered by the bridges"
+    ns_for_known = "icmpv6.type == 135 && icmpv6.nd.ns.target_address == 2001:db8:100::2"
+    assert not cap.fields("frame.number", display_filter=ns_for_known), "NS was answered by the bridges"
+    assert not cap.fields("frame.number", display_filter="eth.dst == 02:99:00:00:00:99"), "no unknown unicast"
+    # the VMs learned each other's MAC anyway: from their host's bridge
+    assert mac(2, 1) in sh("ip", "-n", vms[1], "neigh", "show", "10.0.0.2").stdout
+
+
+def test_second_apply_writes_nothing_and_state_reads_back(topo: Topology, kernel: Make) -> None:
+    dps, vms, states = two_hosts(topo, kernel)
+    before = dps[1].state()
+    assert normalized(before) == normalized(states[1]), "the kernel holds what was asked"
+    out = dps[1].apply(states[1])
+    assert (out["writes"], out["changes"]) == (0, 0), out
+    assert dps[1].state() == before
+    # the MTU the underlay leaves (1500 - 50), on both ends of the veth and the vxlan device
+    for ns, dev in ((vms[1], "tap1"), (topo.hosts["h1"], port_device_name(PREFIX, "tap1")),
+                    (topo.hosts["h1"], vxlan_name(PREFIX, VNI))):
+        assert "mtu 1450 " in sh("ip", "-n", ns, "link", "show", dev).stdout, dev
+    # an agent restart: a new datapath over the same kernel reads it and writes nothing either
+    out = kernel("h1").apply(states[1])
+    assert out["writes"] == 0, out
+    assert topo.ping(vms[1], "10.0.0.2")
+
+
+def test_removing_one_port_or_one_remote_touches_only_its_objects(topo: Topology, kernel: Make) -> None:
+    hns = topo.add_host("h1", 1)
+    va, vb = topo.ns("va"), topo.ns("vb")
+    dp = kernel("h1")
+    pa = Port(name="tapa", vni=VNI, mac=mac(1, 0xA), ips=("10.0.0.10",), netns=va)
+    pb = Port(name="tapb", vni=VNI, mac=mac(1, 0xB), ips=("10.0.0.11", "2001:db8:100::11"), netns=vb)
+    r1 = Remote(vni=VNI, mac=mac(2, 1), vtep=UL[1], ips=("10.0.0.20",))
+    r2 = Remote(vni=VNI, mac=mac(2, 2), vtep=UL[1], ips=("10.0.0.21", "2001:db8:100::21"))
+    net = controller_net(UL[1])
+    assert dp.apply(DatapathState(networks=(net,), ports=(pa, pb), remotes=(r1, r2)))["errors"] == {}
+    links0, fdb0, neigh0 = kernel_objects(hns)
+    assert "tapb" in links(vb)
+
+    out = dp.apply(DatapathState(networks=(net,), ports=(pa,), remotes=(r1, r2)))
+    assert out["ports"] == {"removed": ["tapb"]} and out["changes"] == 1, out
+    assert out["writes"] == 3, out  # the veth, and the neighbour entries of its two addresses
+    links1, fdb1, neigh1 = kernel_objects(hns)
+    hb = port_device_name(PREFIX, "tapb")
+    assert links0 - links1 == {hb} and links1 <= links0
+    assert "tapb" not in links(vb) and "tapa" in links(va)
+    assert fdb1 <= fdb0 and all(hb in line for line in fdb0 - fdb1), fdb0 - fdb1
+    assert {line.split()[0] for line in neigh0 - neigh1} == {"10.0.0.11", "2001:db8:100::11"}
+    assert neigh1 <= neigh0
+
+    out = dp.apply(DatapathState(networks=(net,), ports=(pa,), remotes=(r1,)))
+    assert out["remotes"] == {"removed": [f"{VNI}/{r2.mac}"]}, out
+    assert out["writes"] == 4, out  # vxlan fdb + bridge fdb + two neighbour entries
+    links2, fdb2, neigh2 = kernel_objects(hns)
+    assert links2 == links1
+    assert {line.split()[0] for line in fdb1 - fdb2} == {r2.mac} and len(fdb1 - fdb2) == 2 and fdb2 <= fdb1
+    assert {line.split()[0] for line in neigh1 - neigh2} == {"10.0.0.21", "2001:db8:100::21"}
+    assert neigh2 <= neigh1
+
+
+def test_geneve_network_is_reported_and_the_rest_works(topo: Topology, kernel: Make) -> None:
+    dps, vms, states = two_hosts(topo, kernel)
+    vg = topo.ns("vg")
+    geneve = Network(vni=200, encap="geneve", mode="static", flood=(UL[1],))
+    tapg = Port(name="tapg", vni=200, mac=mac(1, 0x20), netns=vg)
+    want = dataclasses.replace(states[1], networks=(*states[1].networks, geneve),
+                               ports=(*states[1].ports, tapg))
+    out = dps[1].apply(want)
+    assert set(out["errors"]) == {"tapg"}, out
+    msg = out["errors"]["tapg"]
+    assert "geneve" in msg and "use the userspace datapath" in msg, msg
+    if not dps[1].capabilities()["features"]["geneve"]:
+        assert msg == "geneve is not available in this host's kernel; use the userspace datapath"
+    assert "tapg" not in links(vg)
+    assert not any(name.endswith("200") for name in links(topo.hosts["h1"]))
+    assert out["writes"] == 0, "nothing else changed"
+    assert topo.ping(vms[1], "10.0.0.2") and topo.ping(vms[2], "10.0.0.1")
+
+
+def test_missing_namespace_is_an_error_for_that_port_only(topo: Topology, kernel: Make) -> None:
+    dps, vms, states = two_hosts(topo, kernel)
+    lost = Port(name="taplost", vni=VNI, mac=mac(1, 0x30), netns=f"{topo.prefix}nosuchns")
+    out = dps[1].apply(dataclasses.replace(states[1], ports=(*states[1].ports, lost)))
+    assert set(out["errors"]) == {"taplost"} and "does not exist" in out["errors"]["taplost"], out
+    assert out["writes"] == 0
+    assert f"{topo.prefix}nosuchns" not in sh("ip", "netns", "list").stdout, "and it was not created"
+    assert topo.ping(vms[1], "10.0.0.2")
+
+
+def test_repairs_what_others_changed(topo: Topology, kernel: Make) -> None:
+    """A deleted veth is seen through link events at the next apply; a deleted fdb entry at the next
+    full read of the kernel (resync_s=0: every apply)."""
+    dps, vms, states = two_hosts(topo, kernel)
+    hns = topo.hosts["h1"]
+    sh("ip", "-n", hns, "link", "del", port_device_name(PREFIX, "tap1"))
+    wait_for(lambda: "tap1" not in links(vms[1]))
+    out = dps[1].apply(states[1])
+    assert out["ports"] == {"added": ["tap1"]}, out
+    address_vm(topo, vms[1], 1)
+    assert topo.ping(vms[1], "10.0.0.2")
+
+    careful = kernel("h1", resync_s=0.0)
+    sh("bridge", "-n", hns, "fdb", "del", mac(2, 1), "dev", vxlan_name(PREFIX, VNI), "dst", UL[1], "self")
+    out = careful.apply(states[1])
+    assert list(out["remotes"].values()) == [[f"{VNI}/{mac(2, 1)}"]] and out["writes"] == 1, out
+    assert topo.ping(vms[1], "10.0.0.2")
+
+
+def test_flood_and_learn_over_a_multicast_group(topo: Topology, kernel: Make) -> None:
+    vms = {}
+    for i in (1, 2):
+        topo.add_host(f"h{i}", i)
+        vms[i] = topo.ns(f"v{i}")
+        net = Network(vni=VNI, mode="flood-learn", multicast_group="239.1.1.100")
+        out = kernel(f"h{i}").apply(DatapathState(networks=(net,), ports=(vm_port(i, vms[i]),)))
+        assert out["errors"] == {}, out
+        address_vm(topo, vms[i], i)
+        vx = sh("ip", "-d", "-n", topo.hosts[f"h{i}"], "link", "show", vxlan_name(PREFIX, VNI)).stdout
+        assert "group 239.1.1.100 " in vx and " dev eth0 " in vx and "nolearning" not in vx, vx
+    assert topo.ping(vms[1], "10.0.0.2") and topo.ping(vms[2], "10.0.0.1")
+    learned = sh("bridge", "-n", topo.hosts["h1"], "fdb", "show", "dev", vxlan_name(PREFIX, VNI)).stdout
+    assert f"{mac(2, 1)} dst {UL[1]} self" in learned, learned
+
+
+def test_interop_with_the_userspace_vtep(topo: Topology, kernel: Make) -> None:
+    topo.add_host("h1", 1)
+    h2 = topo.add_host("h2", 2)
+    v1, v2 = topo.ns("v1"), topo.ns("v2")
+    sock = str(topo.tmp / "h2.vtep.sock")
+    proc = subprocess.Popen(["ip", "netns", "exec", h2, NETWEAVE, "vtep", "--vtep-ip", UL[1],
+                             "--control-socket", sock], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    topo.procs.append(proc)
+    topo.wait_ready(proc)
+    result = request(sock, "apply", **state_to_json(host_state(2, v2)))
+    assert result["errors"] == {}, result
+    out = kernel("h1").apply(host_state(1, v1))
+    assert out["errors"] == {}, out
+    address_vm(topo, v1, 1)
+    address_vm(topo, v2, 2)
+    assert topo.ping(v1, "10.0.0.2"), "kernel -> userspace"
+    assert topo.ping(v2, "10.0.0.1"), "userspace -> kernel"
+    assert topo.ping(v1, "2001:db8:100::2"), "IPv6 kernel -> userspace"
+
+
+@pytest.fixture
+def kernel6(topo6: Topology) -> Iterator[Make]:
+    made: list[KernelDatapath] = []
+
+    def make(host: str) -> KernelDatapath:
+        dp = KernelDatapath(topo6.underlay_ip(int(host[1:])), netns=topo6.hosts[host], prefix=PREFIX)
+        made.append(dp)
+        return dp
+
+    yield make
+    for dp in made:
+        dp.close()
+
+
+def test_ipv6_underlay(topo6: Topology, kernel6: Make) -> None:
+    dps, vms, states = two_hosts(topo6, kernel6)
+    assert topo6.ping(vms[1], "10.0.0.2") and topo6.ping(vms[2], "2001:db8:100::1")
+    assert "mtu 1430 " in sh("ip", "-n", vms[1], "link", "show", "tap1").stdout, "1500 - 70"
+    assert normalized(dps[1].state()) == normalized(states[1])
+    assert dps[1].apply(states[1])["writes"] == 0
+
+
+IN_NAMESPACE = """
+import json, sys
+from netweave.datapath.kernel import KernelDatapath
+from netweave.model.wire import state_from_json, state_to_json
+dp = KernelDatapath(sys.argv[1], prefix=sys.argv[2])
+out = [dp.apply(state_from_json(json.loads(sys.argv[3]))) for _ in range(2)]
+print(json.dumps({"first": out[0], "second": out[1], "state": state_to_json(dp.state())}))
+dp.close()
+"""
+
+
+def test_in_process_in_the_host_namespace(topo: Topology, kernel: Make) -> None:
+    """As the agent runs it: no `netns` argument, the process itself in the host namespace."""
+    vms, states = {}, {}
+    for i in (1, 2):
+        topo.add_host(f"h{i}", i)
+        vms[i] = topo.ns(f"v{i}")
+        states[i] = host_state(i, vms[i])
+    r = sh("nsenter", f"--net=/run/netns/{topo.hosts['h1']}", sys.executable, "-c", IN_NAMESPACE,
+           UL[0], PREFIX, json.dumps(state_to_json(states[1])), timeout=60)
+    got = json.loads(r.stdout)
+    assert got["first"]["errors"] == {} and got["first"]["writes"] > 0, got["first"]
+    assert got["second"]["writes"] == 0, got["second"]
+    assert kernel("h2").apply(states[2])["errors"] == {}
+    address_vm(topo, vms[1], 1)
+    address_vm(topo, vms[2], 2)
+    assert topo.ping(vms[1], "10.0.0.2") and topo.ping(vms[2], "10.0.0.1")
+    assert normalized(kernel("h1").state()) == normalized(states[1])
