@@ -41,6 +41,7 @@ class Cluster:
         self.controller: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.vteps: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        self.datapaths: dict[str, str] = {}
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
         self.start_controller()
 
@@ -61,9 +62,13 @@ class Cluster:
 
         wait_for(up, 30, what="the controller")
 
-    def add_host(self, name: str, index: int) -> str:
+    def add_host(self, name: str, index: int, datapath: str = "userspace") -> str:
         self.topo.add_host(name, index)
         ip = self.topo.underlay_ip(index)
+        self.datapaths[name] = datapath
+        if datapath == "kernel":  # the kernel forwards by itself: no daemon
+            self.start_agent(name)
+            return ip
         vsock = str(self.topo.tmp / f"{name}.vtep.sock")
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.topo.hosts[name], NETWEAVE, "vtep", "--vtep-ip", ip,
@@ -82,7 +87,8 @@ class Cluster:
         proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{self.topo.hosts[name]}", NETWEAVE, "agent", "-v", "--controller",
              f"unix:{self.sock}", "--chassis", name, "--vtep-ip", self.topo.underlay_ip(index),
-             "--vtep-socket", self.vteps[name][1], "--vm-netns-prefix", f"{self.topo.prefix}p"],
+             "--datapath", self.datapaths[name], "--vm-netns-prefix", f"{self.topo.prefix}p",
+             *(["--vtep-socket", self.vteps[name][1]] if name in self.vteps else [])],
             stdout=log, stderr=log,
         )
         self.topo.procs.append(proc)

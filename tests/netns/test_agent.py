@@ -60,9 +60,11 @@ def tap_count(topo: Topology, ns: str) -> int:
     return sh("ip", "-n", ns, "-o", "link", "show", "type", "tun").stdout.count("tap")
 
 
-def two_hosts(cluster: Cluster, **net_attrs: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+def two_hosts(
+    cluster: Cluster, datapath: str = "userspace", **net_attrs: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     for i in (1, 2):
-        cluster.add_host(f"h{i}", i)
+        cluster.add_host(f"h{i}", i, datapath)
     net = cluster.network("web", "10.1.0.0/24", **net_attrs)
     return net, cluster.vm("va", net, "h1", "10.1.0.11"), cluster.vm("vb", net, "h2", "10.1.0.12")
 
@@ -139,3 +141,38 @@ def test_openstack_style_port_without_namespace_gets_one_from_the_agent(cluster:
     assert tap_count(cluster.topo, ns) == 1
     cluster.api.delete(f"/v2.0/ports/{port['id']}")
     wait_for(lambda: ns not in sh("ip", "netns", "list").stdout, 5, what="the agent's namespace to go")
+
+
+def test_kernel_datapath_agent_kill_and_restart_keeps_forwarding(cluster: Cluster) -> None:
+    """With the kernel datapath the agent only programs Linux: killing it stops nothing, and the
+    restarted agent adopts what the kernel holds (no device made twice)."""
+    _net, a, b = two_hosts(cluster, "kernel")
+    agents = {x["host"]: x for x in cluster.agents_list()}
+    assert agents["h1"]["configurations"]["datapath"] == "kernel"
+    assert agents["h1"]["configurations"]["tunnel_types"] == ["vxlan"]
+    links = sh("ip", "-n", cluster.topo.hosts["h2"], "-o", "link").stdout.count("\n")
+    ping = background_ping(cluster.topo, a["netns"], "10.1.0.12", count=80)
+    time.sleep(0.5)
+    cluster.topo.stop(cluster.agents["h2"], signal.SIGKILL)
+    time.sleep(1)
+    cluster.start_agent("h2")
+    cluster.wait_active(b["id"])
+    assert lost(ping) <= 2, "the kernel kept forwarding while the agent was away"
+    assert sh("ip", "-n", cluster.topo.hosts["h2"], "-o", "link").stdout.count("\n") == links
+    assert sh("ip", "-n", b["netns"], "-o", "link").stdout.count(b["dev"]) == 1
+
+
+def test_kernel_host_refuses_a_network_its_kernel_cannot_carry(cluster: Cluster) -> None:
+    """geneve on a kernel-datapath chassis: the port is ERROR with the reason; the vxlan ports on the
+    same host are unaffected."""
+    _net, a, _b = two_hosts(cluster, "kernel")
+    gen = cluster.network("gen", "10.7.0.0/24", **{"provider:network_type": "geneve"})
+    port = cluster.create("ports", "port", network_id=gen["id"], name="g1", **{"binding:host_id": "h1"})
+    def errored() -> dict[str, Any] | None:
+        shown: dict[str, Any] = cluster.api.get(f"/v2.0/ports/{port['id']}").json()["port"]
+        return shown if shown["status"] == "ERROR" else None
+
+    shown = wait_for(errored, 10, what="the geneve port ERROR")
+    assert shown["binding:vif_details"]["reason"] == (
+        "geneve is not available in this host's kernel; use the userspace datapath")
+    assert cluster.topo.ping(a["netns"], "10.1.0.12", count=2)

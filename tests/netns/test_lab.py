@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -85,18 +86,6 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     finally:
         for name in names:
             lab_state.down(name)
-
-
-@pytest.fixture
-def agent_available() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "netweave.cli", "agent", "--help"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip("`netweave agent` is not available yet")
 
 
 PLUMBING = textwrap.dedent(
@@ -227,7 +216,6 @@ def assert_as_expected(result: dict[str, Any], doc: dict[str, Any]) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.usefixtures("agent_available")
 def test_default_lab_up_test_status_down(lab: Lab) -> None:
     doc = default_lab().model_dump(mode="json", exclude_none=True)
     name, path = lab(doc)
@@ -332,7 +320,6 @@ def every_encapsulation_and_mode(ip_version: int) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.usefixtures("agent_available")
 @pytest.mark.parametrize("ip_version", [4, 6])
 def test_every_encapsulation_and_control_plane_mode(lab: Lab, ip_version: int) -> None:
     doc = every_encapsulation_and_mode(ip_version)
@@ -347,3 +334,45 @@ def test_every_encapsulation_and_control_plane_mode(lab: Lab, ip_version: int) -
     assert not [p for p in result["pairs"] if p["measured"] and tenant[p["src"]] != tenant[p["dst"]]]
     assert lab_cli("down", str(path)).returncode == 0
     assert lab_namespaces(name) == []
+
+
+@pytest.mark.parametrize("datapaths", [("kernel", "kernel", "kernel"), ("kernel", "userspace", "kernel")])
+def test_default_lab_on_the_kernel_datapath_and_mixed(lab: Lab, datapaths: tuple[str, ...]) -> None:
+    """All hosts on the kernel datapath (`--datapath kernel` for hosts the file leaves open), and a mixed
+    lab where kernel and userspace VTEPs carry the same VXLAN networks between them."""
+    doc = default_lab().model_dump(mode="json", exclude_none=True)
+    mixed = len(set(datapaths)) > 1
+    if mixed:
+        for host, datapath in zip(doc["hosts"], datapaths, strict=True):
+            host["datapath"] = datapath
+    _name, path = lab(doc)
+    r = lab_cli("up", str(path), *([] if mixed else ["--datapath", "kernel"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "30 pairs: 4 reachable and 26 isolated as expected, 0 mismatches" in r.stdout
+    agents = {a["host"]: a["configurations"]["datapath"] for a in lab_agents(path)}
+    assert agents == dict(zip(("h1", "h2", "h3"), datapaths, strict=True))
+
+
+def test_lab_network_the_kernel_cannot_carry_fails_with_the_reason(lab: Lab) -> None:
+    doc = {
+        "hosts": [{"name": "h1", "datapath": "kernel"}, {"name": "h2"}],
+        "tenants": [{
+            "name": "t",
+            "networks": [{"name": "g", "type": "geneve", "subnets": [{"cidr": "10.5.0.0/24"}]}],
+            "vms": [
+                {"name": "g1", "host": "h1", "network": "g"},
+                {"name": "g2", "host": "h2", "network": "g"},
+            ],
+        }],
+    }
+    _name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 1
+    reason = "geneve is not available in this host's kernel; use the userspace datapath"
+    assert f"ports in ERROR: g1: {reason}" in r.stderr, r.stderr
+
+
+def lab_agents(path: Path) -> list[dict[str, Any]]:
+    api = yaml.safe_load(path.read_text())["api"]["listen"]
+    agents: list[dict[str, Any]] = httpx.get(f"http://{api}/v2.0/agents", timeout=10).json()["agents"]
+    return agents

@@ -81,7 +81,7 @@ def test_default_lab() -> None:
     assert [h.name for h in lab.hosts] == ["h1", "h2", "h3"]
     assert [t.name for t in lab.tenants] == ["red", "blue"]
     types = {t.name: {n.type for n in t.networks} for t in lab.tenants}
-    assert types == {"red": {"vxlan"}, "blue": {"geneve"}}
+    assert types == {"red": {"vxlan"}, "blue": {"vxlan"}}  # what every datapath here carries
     for t in lab.tenants:
         assert {n.name: n.subnets[0].cidr for n in t.networks} == {
             f"{t.name}-web": "10.1.0.0/24",

@@ -171,10 +171,17 @@ def wait_active(
     called on every round so a dead agent fails the wait at once instead of at the timeout."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status = {p["id"]: p.get("status", "") for p in api.collection("ports") if p["id"] in port_ids}
+        ports = {p["id"]: p for p in api.collection("ports") if p["id"] in port_ids}
+        status = {pid: p.get("status", "") for pid, p in ports.items()}
         waiting = {pid: status.get(pid, "deleted") for pid in port_ids if status.get(pid) != "ACTIVE"}
         if not waiting:
             return
+        failed = [  # the controller could not bind it (e.g. its chassis lacks the encapsulation): final
+            f"{port_ids[pid]}: {ports[pid].get('binding:vif_details', {}).get('reason', 'ERROR')}"
+            for pid in waiting if status.get(pid) == "ERROR"
+        ]
+        if failed:
+            raise LabError(f"ports in ERROR: {'; '.join(sorted(failed))}")
         if time.monotonic() > deadline:
             names = ", ".join(sorted(f"{port_ids[pid]} ({s})" for pid, s in waiting.items()))
             raise LabError(f"ports not ACTIVE after {timeout_s:.0f} s: {names}")
