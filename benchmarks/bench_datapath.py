@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,24 @@ def _frames_and_cpu(
     return out
 
 
+def udp64(
+    topo: Topology, v1: str, v2: str, *, pids: list[int], frames: Callable[[], int], seconds: int
+) -> dict[str, float]:
+    """64-byte UDP VM to VM as fast as iperf3 sends: packets per second received, and frames per
+    CPU-second of the two forwarding processes. Unlike the TCP runs, both directions' frame mix is the
+    same whatever the datapath does (no ACKs, nothing to coalesce), so this is the fair per-frame cost."""
+    got: dict[str, float] = {}
+
+    def run() -> dict[str, float]:
+        udp = iperf_json(topo, v1, v2, VM[1], seconds, "-u", "-l", "64", "-b", "0")
+        s = udp["end"]["sum"]
+        got["udp64_pps"] = (s["packets"] - s["lost_packets"]) / s["seconds"]
+        return {}
+
+    fpc = _frames_and_cpu(pids, frames, run)["frames_per_cpu_s"]
+    return {"udp64_pps": got["udp64_pps"], "udp64_frames_per_cpu_s": fpc}
+
+
 def bench_netweave(seconds: int, underlay_mtu: int = 1500) -> dict[str, float]:
     with two_hosts(underlay_mtu) as (topo, v1, v2):
         procs, socks = [], []
@@ -152,10 +171,9 @@ def bench_netweave(seconds: int, underlay_mtu: int = 1500) -> dict[str, float]:
             return total
 
         assert topo.ping(v1, VM[1], count=2)
-        out = _frames_and_cpu([p.pid for p in procs], frames, lambda: streams(topo, v1, v2, VM[1], seconds))
-        udp = iperf_json(topo, v1, v2, VM[1], seconds, "-u", "-l", "64", "-b", "0")
-        s = udp["end"]["sum"]
-        out["udp64_pps"] = (s["packets"] - s["lost_packets"]) / s["seconds"]
+        pids = [p.pid for p in procs]
+        out = _frames_and_cpu(pids, frames, lambda: streams(topo, v1, v2, VM[1], seconds))
+        out.update(udp64(topo, v1, v2, pids=pids, frames=frames, seconds=seconds))
         st = request(socks[0], "stats")
         out["flow_cache_hit_rate"] = st["flow_cache"]["hits"] / max(
             1, st["flow_cache"]["hits"] + st["flow_cache"]["misses"]
@@ -188,17 +206,24 @@ def bench_relay(seconds: int) -> dict[str, float]:
             procs.append(p)
             topo.vm_addr(vns, f"vm{i + 1}", f"{VM[i]}/24")
         assert topo.ping(v1, VM[1], count=2)
-        cpu0 = sum(cpu_seconds(p.pid) for p in procs)
-        out = streams(topo, v1, v2, VM[1], seconds)
-        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
-        frames = 0
-        for p in procs:
-            topo.stop(p)
-            assert p.stdout is not None
-            with contextlib.suppress(BlockingIOError, TypeError):
-                text = (p.stdout.read() or b"").decode()
-                frames += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("frames"))
-        out["frames_per_cpu_s"] = frames / cpu if cpu else 0.0
+
+        def frames() -> int:
+            total = 0
+            for p in procs:
+                p.send_signal(signal.SIGUSR1)
+                assert p.stdout is not None
+                text = ""
+                deadline = time.monotonic() + 5
+                while "\n" not in text and time.monotonic() < deadline:
+                    with contextlib.suppress(BlockingIOError, TypeError):
+                        text += (p.stdout.read() or b"").decode()
+                    time.sleep(0.02)
+                total += int(text.split()[-1])
+            return total
+
+        pids = [p.pid for p in procs]
+        out = _frames_and_cpu(pids, frames, lambda: streams(topo, v1, v2, VM[1], seconds))
+        out.update(udp64(topo, v1, v2, pids=pids, frames=frames, seconds=seconds))
         return out
 
 
@@ -364,7 +389,15 @@ def main() -> None:
             ratios[f"nw-kernel/{base_name} tcp4"] = nwk["tcp4_gbps"] / b["tcp4_gbps"]
     relay = results.get("relay", {})
     if relay.get("frames_per_cpu_s") and nw.get("frames_per_cpu_s"):
-        ratios["netweave/relay frames per CPU-second"] = nw["frames_per_cpu_s"] / relay["frames_per_cpu_s"]
+        ratios["netweave/relay frames per CPU-second, TCP runs"] = (
+            nw["frames_per_cpu_s"] / relay["frames_per_cpu_s"]
+        )
+    if relay.get("udp64_frames_per_cpu_s") and nw.get("udp64_frames_per_cpu_s"):
+        ratios["netweave/relay frames per CPU-second, 64-byte UDP"] = (
+            nw["udp64_frames_per_cpu_s"] / relay["udp64_frames_per_cpu_s"]
+        )
+    if relay.get("udp64_pps") and nw.get("udp64_pps"):
+        ratios["netweave/relay 64-byte UDP packets per second"] = nw["udp64_pps"] / relay["udp64_pps"]
     if args.json:
         print(json.dumps({"results": results, "ratios": ratios}, indent=2))
         return
@@ -373,7 +406,8 @@ def main() -> None:
         if "error" in r:
             print(f"  {name:9s} not measured: {r['error']}")
             continue
-        extra = "".join(f"  {k}={v:,.0f}" for k, v in r.items() if k in ("frames_per_cpu_s", "udp64_pps"))
+        shown = ("frames_per_cpu_s", "udp64_pps", "udp64_frames_per_cpu_s")
+        extra = "".join(f"  {k}={v:,.0f}" for k, v in r.items() if k in shown)
         print(f"  {name:9s} 1 stream {r['tcp1_gbps']:.3f}  4 streams {r['tcp4_gbps']:.3f}{extra}")
     print(
         "ratios (targets: netweave/ovs >= 1.0, netweave/relay frames per CPU-second >= 0.7, "

@@ -3,7 +3,8 @@
 It reads frames from a TAP and sends them to one peer with a fixed VXLAN header, and writes every
 datagram's payload after the 8-byte header back to the TAP. Same TAP (netweave.datapath.tap) and the same
 batching as the real datapath, so the difference to `netweave vtep` is the per-packet logic.
-Run inside a host namespace: relay.py TAP NETNS MAC PEER_IP. Prints frames forwarded on SIGTERM.
+Run inside a host namespace: relay.py TAP NETNS MAC PEER_IP. Prints frames forwarded on SIGUSR1 (and
+keeps going) and on SIGTERM.
 """
 
 import os
@@ -36,6 +37,7 @@ def main() -> None:
         running = False
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, lambda *_: print(f"frames {frames}", flush=True))  # a reading, no stop
     print("ready", flush=True)
     dst = (peer, 4789)
     while running:

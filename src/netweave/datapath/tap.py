@@ -18,6 +18,7 @@ TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
 
 
 class TapError(OSError):
@@ -45,8 +46,11 @@ def _ipr(ns: str | None) -> IPRoute:
     return IPRoute(netns=ns) if ns else IPRoute()
 
 
-def open_tap(name: str, ns: str | None, *, mac: str, mtu: int) -> Tap:
-    """Create (or re-attach to) TAP `name` inside namespace `ns` and return it non-blocking."""
+def open_tap(name: str, ns: str | None, *, mac: str, mtu: int, vnet_hdr: bool = False) -> Tap:
+    """Create (or re-attach to) TAP `name` inside namespace `ns` and return it non-blocking. With
+    `vnet_hdr` every frame read or written carries a virtio-net header (what lets us hand the VM
+    coalesced GSO frames, `netweave.datapath.gro`); no offloads are enabled, so frames read from the VM
+    are still whole, checksummed and at most MTU-sized."""
     if ns is not None and ns not in netns.listnetns():
         raise TapError(f"network namespace {ns!r} does not exist")
     with _ipr(ns) as ipr:
@@ -56,7 +60,8 @@ def open_tap(name: str, ns: str | None, *, mac: str, mtu: int) -> Tap:
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+            flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
             fcntl.ioctl(fd, TUNSETPERSIST, 1)
         except OSError as exc:
             os.close(fd)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from netweave.datapath.gro import PLAIN, VNET_HDR_LEN, Coalescer
 from netweave.datapath.sockets import UnderlaySockets
 from netweave.datapath.tap import Tap, TapError, open_tap
 from netweave.dataplane import PORT, Dataplane
@@ -76,6 +77,8 @@ class UserspaceDatapath:
         self.sockets = UnderlaySockets(vtep_ip)
         self.sel = selectors.DefaultSelector()
         self.taps: dict[str, Tap] = {}
+        #: receive coalescing per TAP: segments decapsulated in one batch reach the VM as one frame
+        self.gro: dict[str, Coalescer] = {}
         self._tap_by_fd: dict[int, str] = {}
         self.encaps: dict[int, _Encapsulator] = {}
         self._stopping = False
@@ -111,9 +114,10 @@ class UserspaceDatapath:
             raise KeyError(f"no network with vni {port.vni}")
         if port.name in self.taps:
             self.remove_port(port.name)
-        tap = open_tap(port.name, port.netns, mac=port.mac, mtu=self.dp.inner_mtu(port.vni))
+        tap = open_tap(port.name, port.netns, mac=port.mac, mtu=self.dp.inner_mtu(port.vni), vnet_hdr=True)
         self.dp.add_port(port)
         self.taps[port.name] = tap
+        self.gro[port.name] = Coalescer()
         self._tap_by_fd[tap.fd] = port.name
         self.sel.register(tap.fd, selectors.EVENT_READ, (self._on_tap, port.name))
         log.info("port=%s vni=%s netns=%s %s", port.name, port.vni, port.netns,
@@ -121,6 +125,7 @@ class UserspaceDatapath:
 
     def remove_port(self, name: str, *, delete_device: bool = True) -> None:
         tap = self.taps.pop(name, None)
+        self.gro.pop(name, None)
         if tap is not None:
             self.sel.unregister(tap.fd)
             self._tap_by_fd.pop(tap.fd, None)
@@ -220,7 +225,9 @@ class UserspaceDatapath:
                     tap = self.taps.get(name)
                     if tap is None:
                         continue
-                    os.write(tap.fd, frame)
+                    for held in self.gro[name].flush():  # keep the order of what was coalesced
+                        os.write(tap.fd, held)
+                    os.write(tap.fd, PLAIN + frame)
                     c = counters.port[name]
                 else:
                     self.encaps[vni].send(frame, name)
@@ -241,7 +248,7 @@ class UserspaceDatapath:
         from_port, send, vc = dp.from_port, self.encaps[vni].send, dp.counters.vni[vni]
         for _ in range(BATCH):
             try:
-                frame = read(fd, MAX_FRAME)
+                frame = read(fd, MAX_FRAME + VNET_HDR_LEN)[VNET_HDR_LEN:]
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -261,9 +268,21 @@ class UserspaceDatapath:
                 self._emit(targets, out, vni)
 
     def _on_underlay(self, rx: "tuple[Any, Callable[[bytes], tuple[int, bytes, str]]]") -> None:
-        sock, decap = rx
+        try:
+            self._underlay_batch(*rx)
+        finally:
+            for name, gro in self.gro.items():  # nothing waits for the next batch
+                if gro.flow is not None:
+                    tap = self.taps[name]
+                    for frame in gro.flush():
+                        try:
+                            os.write(tap.fd, frame)
+                        except OSError:
+                            self.dp.counters.drop("tx_full", None, name)
+
+    def _underlay_batch(self, sock: Any, decap: "Callable[[bytes], tuple[int, bytes, str]]") -> None:
         dp, now, vni_encap = self.dp, time.monotonic(), self._vni_encap
-        taps, write, port_counters = self.taps, os.write, dp.counters.port
+        taps, write, port_counters, gro = self.taps, os.write, dp.counters.port, self.gro
         for _ in range(BATCH):
             try:
                 data, addr = sock.recvfrom(MAX_FRAME)
@@ -283,14 +302,16 @@ class UserspaceDatapath:
                 continue
             targets, out = dp.from_tunnel(addr[0], vni, inner, now)
             if len(targets) == 1:  # the fast path: one local port
-                tap = taps.get(targets[0][1])
+                name = targets[0][1]
+                tap = taps.get(name)
                 if tap is not None:
                     try:
-                        write(tap.fd, out)
+                        for frame in gro[name].push(out):
+                            write(tap.fd, frame)
                     except OSError:
-                        self._emit(targets, out, vni)
+                        dp.counters.drop("tx_full", vni, name)
                         continue
-                    pc = port_counters[targets[0][1]]
+                    pc = port_counters[name]
                     pc["tx_frames"] += 1
                     pc["tx_bytes"] += len(out)
             elif targets:
