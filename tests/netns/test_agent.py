@@ -5,6 +5,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -176,3 +177,29 @@ def test_kernel_host_refuses_a_network_its_kernel_cannot_carry(cluster: Cluster)
     assert shown["binding:vif_details"]["reason"] == (
         "geneve is not available in this host's kernel; use the userspace datapath")
     assert cluster.topo.ping(a["netns"], "10.1.0.12", count=2)
+
+
+@pytest.mark.parametrize("datapath", ["userspace", "kernel"])
+def test_vm_gone_turns_its_port_down_and_back_active(cluster: Cluster, datapath: str) -> None:
+    """A VM's namespace deleted under the datapath: its port is reported lost (DOWN), nothing spins,
+    the other ports keep working; when the namespace is back the port is wired again (ACTIVE)."""
+    _net, a, b = two_hosts(cluster, datapath)
+    sh("ip", "netns", "del", b["netns"])
+
+    def status() -> str:
+        shown: str = cluster.api.get(f"/v2.0/ports/{b['id']}").json()["port"]["status"]
+        return shown
+
+    wait_for(lambda: status() == "DOWN", 25, what="the lost port DOWN")
+    if datapath == "userspace":
+        pid = cluster.vteps["h2"][0].pid
+        before = Path(f"/proc/{pid}/stat").read_text().split()[13:15]
+        time.sleep(2)
+        after = Path(f"/proc/{pid}/stat").read_text().split()[13:15]
+        busy = sum(int(x) for x in after) - sum(int(x) for x in before)
+        assert busy < 50, f"the VTEP daemon spins on the dead TAP ({busy} ticks in 2 s)"
+    sh("ip", "netns", "add", b["netns"])
+    wait_for(lambda: status() == "ACTIVE", 25, what="the port ACTIVE again")
+    cluster.topo.vm_addr(b["netns"], b["dev"], "10.1.0.12/24")
+    sh("ip", "-n", b["netns"], "link", "set", "lo", "up")
+    assert cluster.topo.ping(a["netns"], "10.1.0.12", count=3)

@@ -135,9 +135,11 @@ class Agent:
             log.info("chassis=%s revision=%s applied: %s", self.chassis, self.revision,
                      {k: v for k, v in result.items() if k != "errors"})
         errors: dict[str, str] = result.get("errors", {})
+        lost: dict[str, str] = result.get("lost", {})
         for name, msg in errors.items():
             log.error("chassis=%s port device %s: %s", self.chassis, name, msg)
-        statuses = {p.port_id: ("ERROR" if p.name in errors else "ACTIVE") for p in state.ports if p.port_id}
+        statuses = {p.port_id: ("ERROR" if p.name in errors else "DOWN" if p.name in lost else "ACTIVE")
+                    for p in state.ports if p.port_id}
         self._report(statuses)
         return True
 

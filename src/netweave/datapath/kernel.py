@@ -1095,7 +1095,7 @@ class KernelDatapath:
         already does). A port that cannot be made is reported in `errors` and the rest applied.
         `writes` counts the netlink write requests sent."""
         writes0 = self.writes
-        out: dict[str, Any] = {"changes": 0, "errors": {}}
+        out: dict[str, Any] = {"changes": 0, "errors": {}, "lost": {}}
 
         noted: set[tuple[str, object]] = set()
 
@@ -1184,6 +1184,9 @@ class KernelDatapath:
                 if self._ensure_port(pic, port, pic.links[bridge_name(self.prefix, port.vni)]):
                     note("ports", "updated" if existed else "added", name)
             except (NetlinkError, OSError) as exc:
+                if port.netns is not None and port.netns not in netns.listnetns():
+                    out["lost"][name] = _reason(exc)  # the VM is gone: DOWN, not a fault of ours
+                    continue
                 out["errors"][name] = _reason(exc)
                 log.error("kernel datapath: port=%s %s", name, _reason(exc))
 

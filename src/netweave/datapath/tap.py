@@ -25,6 +25,10 @@ class TapError(OSError):
     pass
 
 
+class NamespaceGone(TapError):  # noqa: N818 - a state, like FileNotFoundError
+    """The VM's namespace does not exist (the VM is gone, or not there yet)."""
+
+
 @dataclass
 class Tap:
     name: str
@@ -52,7 +56,7 @@ def open_tap(name: str, ns: str | None, *, mac: str, mtu: int, vnet_hdr: bool = 
     coalesced GSO frames, `netweave.datapath.gro`); no offloads are enabled, so frames read from the VM
     are still whole, checksummed and at most MTU-sized."""
     if ns is not None and ns not in netns.listnetns():
-        raise TapError(f"network namespace {ns!r} does not exist")
+        raise NamespaceGone(f"network namespace {ns!r} does not exist")
     with _ipr(ns) as ipr:
         existed = bool(ipr.link_lookup(ifname=name))
     if ns is not None:

@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pyroute2 import netns
+
 from netweave.datapath.gro import PLAIN, VNET_HDR_LEN, Coalescer
 from netweave.datapath.sockets import UnderlaySockets
-from netweave.datapath.tap import Tap, TapError, open_tap
+from netweave.datapath.tap import NamespaceGone, Tap, TapError, open_tap
 from netweave.dataplane import PORT, Dataplane
 from netweave.model import DatapathState, Network, Port, Remote
 from netweave.packet import DecodeError, Geneve, Gre, Vxlan, flow_hash, nvgre_key
@@ -133,6 +135,20 @@ class UserspaceDatapath:
         if name in self.dp.ports:
             self.dp.remove_port(name)
 
+    def _lost(self, name: str, exc: OSError) -> None:
+        """The TAP failed under us (its namespace was deleted with the VM: reads fail with EBADFD). Stop
+        polling it, or the loop would spin on it; the port is forgotten, so the next `apply` tries it
+        again and reports it lost (DOWN) while its namespace is missing."""
+        log.warning("port=%s device lost: %s", name, exc.strerror or exc)
+        tap = self.taps.pop(name, None)
+        self.gro.pop(name, None)
+        if tap is not None:
+            self.sel.unregister(tap.fd)
+            self._tap_by_fd.pop(tap.fd, None)
+            tap.close(remove=False)
+        if name in self.dp.ports:
+            self.dp.remove_port(name)
+
     def add_remote(self, remote: Remote, origin: str = "static") -> None:
         self.dp.add_remote(remote, origin)
 
@@ -154,7 +170,7 @@ class UserspaceDatapath:
         difference (nothing at all when they are equal). A port whose device cannot be made is reported
         in `errors` and the rest still applied. Existing TAPs are kept when only a port's bindings change,
         so the VM never sees its link flap."""
-        out: dict[str, Any] = {"changes": 0, "errors": {}}
+        out: dict[str, Any] = {"changes": 0, "errors": {}, "lost": {}}
 
         def note(table: str, what: str, key: object) -> None:
             out.setdefault(table, {}).setdefault(what, []).append(key)
@@ -178,7 +194,15 @@ class UserspaceDatapath:
             if old is None or old.spec != net:
                 self.add_network(net)
                 note("networks", "added" if old is None else "updated", vni)
+        # our TAP's open file keeps its namespace alive after `ip netns del`: a name gone from the list is a
+        # VM gone, and letting go of the TAP is what lets the kernel finish deleting it
+        namespaces = set(netns.listnetns())
         for name, port in want_ports.items():
+            if port.netns is not None and port.netns not in namespaces:
+                if name in self.taps:
+                    self._lost(name, OSError(errno.ENOENT, f"network namespace {port.netns!r} was deleted"))
+                out["lost"][name] = f"network namespace {port.netns!r} does not exist"
+                continue
             have = self.dp.ports.get(name)
             if have == port and name in self.taps:
                 continue
@@ -188,6 +212,11 @@ class UserspaceDatapath:
                     self.dp.add_port(port)  # bindings or id changed: the TAP stays as it is
                 else:
                     self.add_port(port)
+            except NamespaceGone as exc:
+                out["lost"][name] = str(exc)  # the VM is gone (or not yet there): DOWN, not ERROR
+                if name in self.dp.ports:
+                    self.dp.remove_port(name)
+                continue
             except (TapError, KeyError, ValueError) as exc:
                 out["errors"][name] = " ".join(str(exc).split())
                 continue
@@ -252,7 +281,7 @@ class UserspaceDatapath:
             except BlockingIOError:
                 return
             except OSError as exc:
-                log.warning("port=%s read failed: %s", name, exc)
+                self._lost(name, exc)
                 return
             targets, out = from_port(name, frame, now)
             if len(targets) == 1 and targets[0][0] != PORT:  # the fast path: one remote VTEP
