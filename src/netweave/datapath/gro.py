@@ -89,6 +89,8 @@ class Coalescer:
         return key, seq, plen, psum, bool(flags & _PSH)
 
     def push(self, frame: bytes) -> list[bytes]:
+        if self.flow is None and (len(frame) < TCP_OFF + 20 or frame[23] != 6):
+            return [PLAIN + frame]  # the common case of anything but TCP: no parsing at all
         seg = self._segment(frame)
         flow = self.flow
         if seg is None:

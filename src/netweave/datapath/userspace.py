@@ -58,13 +58,14 @@ class _Encapsulator:
             self.header, self.dport = b"", 0
             self.vni = net.vni
         self.udp_len = 8 + len(self.header)
+        self._udp_sendto = sockets.udp_tx.sendto
 
     def send(self, frame: bytes, dst: str) -> int:
         h = flow_hash(frame)
         if self.dport:
             # one copy of the frame: the 16 header bytes are joined first
             hdr = _UDP.pack(EPHEMERAL_LOW | (h & EPHEMERAL_MASK), self.dport, self.udp_len + len(frame), 0)
-            return self.sockets.udp_tx.sendto((hdr + self.header) + frame, (dst, 0))
+            return self._udp_sendto((hdr + self.header) + frame, (dst, 0))
         if self.encap == "nvgre":
             hdr = Gre(key=nvgre_key(self.vni, h & 0xFF), protocol=ETH_P_TEB).build()
             return self.sockets.gre_tx.sendto(hdr + frame, (dst, 0))
