@@ -93,6 +93,12 @@ def encap_overhead(underlay_mtu: int, geneve_option_bytes: int, as_json: bool) -
     "--underlay-mtu", type=click.IntRange(576, 65535), default=1500, show_default=True, help="With --vtep-ip."
 )
 @click.option("--control-socket", help="Unix socket for run-time changes and stats.")
+@click.option(
+    "--fixed-source-port",
+    type=click.IntRange(1, 65535),
+    help="Send every VXLAN/Geneve packet from this outer UDP source port (default: hashed from the inner "
+    "flow, so that underlay ECMP spreads the flows; pinning it shows why).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log what the VTEP does.")
 @click.pass_context
 def vtep(  # noqa: PLR0917 - click passes options positionally
@@ -101,6 +107,7 @@ def vtep(  # noqa: PLR0917 - click passes options positionally
     vtep_ip: str | None,
     underlay_mtu: int,
     control_socket: str | None,
+    fixed_source_port: int | None,
     verbose: bool,
 ) -> None:
     """Run a software VTEP until SIGTERM (or talk to one: `netweave vtep stats`)."""
@@ -117,7 +124,7 @@ def vtep(  # noqa: PLR0917 - click passes options positionally
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        run(cfg, control_socket)
+        run(cfg, control_socket, fixed_source_port)
     except (OSError, KeyError, ValueError) as exc:
         raise click.ClickException(f"vtep: {' '.join(str(exc).split())}") from None
 

@@ -376,3 +376,116 @@ def lab_agents(path: Path) -> list[dict[str, Any]]:
     api = yaml.safe_load(path.read_text())["api"]["listen"]
     agents: list[dict[str, Any]] = httpx.get(f"http://{api}/v2.0/agents", timeout=10).json()["agents"]
     return agents
+
+
+# -- leaf-spine underlay ------------------------------------------------------------------------------------
+
+LEAF_SPINE = {"shape": "leaf-spine", "spines": 2, "leaves": 2, "ip_version": 4, "mtu": 1500}
+
+
+def two_vms_across_leaves(fixed_source_port: int | None = None) -> dict[str, Any]:
+    """h1 under leaf 1, h2 under leaf 2, one network with a VM on each."""
+    pin = {"fixed_source_port": fixed_source_port} if fixed_source_port else {}
+    return {
+        "underlay": LEAF_SPINE,
+        "hosts": [{"name": "h1", "leaf": 1, **pin}, {"name": "h2", "leaf": 2, **pin}],
+        "tenants": [{
+            "name": "t",
+            "networks": [{"name": "n", "subnets": [{"cidr": "10.7.0.0/24"}]}],
+            "vms": [
+                {"name": "v1", "host": "h1", "network": "n", "ip": "10.7.0.11"},
+                {"name": "v2", "host": "h2", "network": "n", "ip": "10.7.0.12"},
+            ],
+        }],
+    }  # fmt: skip
+
+
+def spine_rx(name: str, spine: int, leaf: int) -> int:
+    path = Path(f"/sys/class/net/leaf{leaf}/statistics/rx_packets")
+    r = subprocess.run(
+        ["ip", "netns", "exec", f"{name}-spine{spine}", "cat", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return int(r.stdout) if r.returncode == 0 else 0
+
+
+@pytest.mark.timeout(90)
+def test_leaf_spine_default_tenants_matrix_and_ecmp_uses_every_spine(lab: Lab) -> None:
+    """The default tenants on 2 spines x 2 leaves (h1, h3 under leaf 1, h2 under leaf 2): the matrix as on
+    the segment; iperf3 -P 16 r1@h1 -> r2@h2 with hashed source ports crosses both spines."""
+    doc = default_lab().model_dump(mode="json", exclude_none=True)
+    doc["underlay"] = LEAF_SPINE
+    name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "30 pairs: 4 reachable and 26 isolated as expected, 0 mismatches" in r.stdout
+    assert {f"{name}-{n}" for n in ("spine1", "spine2", "leaf1", "leaf2")} <= set(lab_namespaces(name))
+    assert f"{name}-ul" not in lab_namespaces(name)
+    addr = subprocess.run(
+        ["ip", "netns", "exec", f"{name}-h3", "ip", "-4", "-o", "addr", "show", "eth0"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "198.18.1.2/24" in addr.stdout, addr
+    route = subprocess.run(
+        ["ip", "netns", "exec", f"{name}-leaf1", "ip", "route", "show", "198.18.2.0/24"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert route.stdout.count("nexthop via") == 2, route.stdout
+    result = matrix_json(path)
+    assert_as_expected(result, doc)
+    assert result["ecmp_pair"] == {"src": "r1", "dst": "r2"}
+    split = result["ecmp"]
+    total = split["spine1"] + split["spine2"]
+    assert total > 1000 and min(split.values()) >= 0.1 * total, split
+    human = lab_cli("test", str(path))
+    assert "ECMP: iperf3 -P 16 r1@h1 → r2@h2" in human.stdout, human.stdout
+    assert lab_cli("down", str(path)).returncode == 0
+    assert lab_namespaces(name) == []
+
+
+@pytest.mark.timeout(90)
+def test_leaf_spine_fixed_source_port_puts_every_flow_on_one_spine(lab: Lab) -> None:
+    """The same 16 streams from VTEPs started with --fixed-source-port: one outer 5-tuple, one path."""
+    doc = two_vms_across_leaves(fixed_source_port=40000)
+    name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 pairs: 2 reachable and 0 isolated as expected, 0 mismatches" in r.stdout
+    vteps = [p for p in lab_state.State.load(name).procs if p.role == "vtep"]  # type: ignore[union-attr]
+    assert all("--fixed-source-port" in Path(f"/proc/{p.pid}/cmdline").read_text() for p in vteps)
+    result = matrix_json(path)
+    assert result["ecmp_pair"] == {"src": "v1", "dst": "v2"}
+    split = result["ecmp"]
+    total = split["spine1"] + split["spine2"]
+    assert total > 1000 and min(split.values()) < 0.05 * total, split
+
+
+@pytest.mark.timeout(90)
+def test_leaf_spine_ping_survives_losing_the_spine_it_crosses(lab: Lab) -> None:
+    """A ping v1@leaf1 -> v2@leaf2; the spine that carries it is deleted mid-way: the multipath route's
+    nexthop over it goes with its link, and the ping continues over the other spine."""
+    name, path = lab(two_vms_across_leaves())
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = {s: spine_rx(name, s, 1) for s in (1, 2)}
+    ping = subprocess.Popen(
+        ["ip", "netns", "exec", f"{name}-v1", "ping", "-n", "-c", "40", "-i", "0.2", "-W", "1", "10.7.0.12"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)
+        carried = {s: spine_rx(name, s, 1) - before[s] for s in (1, 2)}
+        busy = max(carried, key=lambda s: carried[s])
+        assert carried[busy] >= 5, carried
+        subprocess.run(["ip", "netns", "del", f"{name}-spine{busy}"], check=True)
+        out, _ = ping.communicate(timeout=30)
+    finally:
+        if ping.poll() is None:
+            ping.kill()
+            ping.wait(5)
+    replied = {
+        int(line.split("icmp_seq=")[1].split()[0]) for line in out.splitlines() if "time=" in line
+    }
+    assert set(range(30, 41)) <= replied, out  # the last 2 s all answered
+    other = 3 - busy
+    assert spine_rx(name, other, 1) > before[other], "the ping moved to the other spine"

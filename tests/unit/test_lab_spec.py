@@ -292,3 +292,70 @@ tenants:
     lab = load(f)
     assert lab.tenants[0].vms[0].ip == "10.1.0.11" and lab.tenants[0].vms[1].ip is None
     assert load(None) == default_lab()
+
+
+def leaf_spine(**underlay: Any) -> dict[str, Any]:
+    doc = base()
+    doc["tenants"][0]["networks"][1] = {"name": "red-db", "subnets": [{"cidr": "10.2.0.0/24"}]}
+    doc["underlay"] = {"shape": "leaf-spine", **underlay}
+    doc["hosts"] = [{"name": "h1"}, {"name": "h2"}, {"name": "h3", "leaf": 1}]
+    return doc
+
+
+def test_leaf_spine_addresses_round_robin_and_explicit_leaf() -> None:
+    lab = parse(leaf_spine(spines=2, leaves=2))
+    assert lab.leaf_spine and lab.underlay.spines == 2
+    assert [lab.leaf_of(i) for i in (1, 2, 3)] == [1, 2, 1]
+    assert [lab.vtep_ip(i) for i in (1, 2, 3)] == ["198.18.1.1", "198.18.2.1", "198.18.1.2"]
+    assert lab.underlay.link_addresses(1, 1) == ("198.18.255.1", "198.18.255.0")
+    assert lab.underlay.link_addresses(2, 2) == ("198.18.255.7", "198.18.255.6")
+    assert lab.underlay.leaf_gateway(2) == "198.18.2.254"
+    assert parse(base()).vtep_ip(2) == "198.18.0.2"  # the segment, unchanged
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"hosts.2.leaf": 3}, "hosts[2].leaf: no leaf 3 (underlay has 2 leaves)"),
+        ({"hosts.2.leaf": 0}, "hosts[2].leaf: Input should be greater than or equal to 1"),
+        ({"underlay.ip_version": 6}, "underlay.ip_version: the leaf-spine underlay is IPv4 only"),
+        ({"underlay.shape": "ring"}, "underlay.shape: Input should be 'segment' or 'leaf-spine'"),
+        ({"underlay.spines": 0}, "underlay.spines: Input should be greater than or equal to 1"),
+        (
+            {"underlay.spines": 16, "underlay.leaves": 9},
+            "underlay: 16 spines x 9 leaves: more than 128 links",
+        ),
+        ({"hosts.0.name": "spine1"}, "hosts[0].name: 'spine1' is reserved for the leaf-spine namespaces"),
+        ({"hosts.0.fixed_source_port": 0}, "hosts[0].fixed_source_port: Input should be greater than"),
+        (
+            {"hosts.0.datapath": "kernel", "hosts.0.fixed_source_port": 4000},
+            "hosts[0].fixed_source_port: only with datapath userspace",
+        ),
+    ],
+)
+def test_leaf_spine_errors_name_their_place(change: dict[str, Any], expected: str) -> None:
+    doc = leaf_spine(spines=2, leaves=2)
+    for dotted, value in change.items():
+        *parents, last = dotted.split(".")
+        node: Any = doc
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[int(last) if last.isdigit() else last] = value
+    if "hosts.0.name" in change:  # keep the VMs' references valid
+        for vm in doc["tenants"][0]["vms"] + doc["tenants"][1]["vms"]:
+            vm["host"] = change["hosts.0.name"] if vm["host"] == "h1" else vm["host"]
+    assert error(doc).startswith(expected)
+
+
+def test_leaf_spine_settings_need_that_shape() -> None:
+    assert error(with_change("hosts.0.leaf", 1)) == "hosts[0].leaf: only with underlay shape leaf-spine"
+    for lab in (parse(base()), parse(leaf_spine())):  # what state.json keeps parses again
+        assert parse(lab.model_dump(mode="json")) == lab
+
+
+def test_leaf_spine_has_no_multicast_replication() -> None:
+    doc = leaf_spine()
+    doc["tenants"][0]["networks"][1] = base()["tenants"][0]["networks"][1]
+    assert error(doc) == (
+        "tenants[0].networks[1].replication: multicast replication needs the segment underlay"
+    )

@@ -41,11 +41,13 @@ assert EPHEMERAL_LOW & EPHEMERAL_MASK == 0 and EPHEMERAL_SPAN & EPHEMERAL_MASK =
 
 class _Encapsulator:
     """Per-network sender: the tunnel header is built once from the codecs, per packet only the UDP
-    source port (or NVGRE FlowID) changes with the inner flow."""
+    source port (or NVGRE FlowID) changes with the inner flow. `fixed_source_port` pins the UDP source
+    port instead (every flow of the network then hashes onto one underlay ECMP path: for comparison)."""
 
-    def __init__(self, net: Network, sockets: UnderlaySockets) -> None:
+    def __init__(self, net: Network, sockets: UnderlaySockets, fixed_source_port: int | None = None) -> None:
         self.encap = net.encap
         self.sockets = sockets
+        self.fixed_source_port = fixed_source_port
         if net.encap == "vxlan":
             self.header, self.dport = Vxlan(vni=net.vni).build(), VXLAN_PORT
         elif net.encap == "geneve":
@@ -64,7 +66,8 @@ class _Encapsulator:
         h = flow_hash(frame)
         if self.dport:
             # one copy of the frame: the 16 header bytes are joined first
-            hdr = _UDP.pack(EPHEMERAL_LOW | (h & EPHEMERAL_MASK), self.dport, self.udp_len + len(frame), 0)
+            sport = self.fixed_source_port or EPHEMERAL_LOW | (h & EPHEMERAL_MASK)
+            hdr = _UDP.pack(sport, self.dport, self.udp_len + len(frame), 0)
             return self._udp_sendto((hdr + self.header) + frame, (dst, 0))
         if self.encap == "nvgre":
             hdr = Gre(key=nvgre_key(self.vni, h & 0xFF), protocol=ETH_P_TEB).build()
@@ -75,7 +78,16 @@ class _Encapsulator:
 class UserspaceDatapath:
     """Owns the TAPs, the underlay sockets and the Dataplane tables; `run()` forwards until `stop()`."""
 
-    def __init__(self, vtep_ip: str, *, underlay_mtu: int = 1500, aging_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        vtep_ip: str,
+        *,
+        underlay_mtu: int = 1500,
+        aging_s: float = 300.0,
+        fixed_source_port: int | None = None,
+    ) -> None:
+        #: None: the outer UDP source port is hashed from the inner flow (RFC 7348); else always this port
+        self.fixed_source_port = fixed_source_port
         self.dp = Dataplane(vtep_ip, underlay_mtu=underlay_mtu, aging_s=aging_s)
         self.sockets = UnderlaySockets(vtep_ip)
         self.sel = selectors.DefaultSelector()
@@ -98,7 +110,7 @@ class UserspaceDatapath:
 
     def add_network(self, net: Network) -> None:
         self.dp.add_network(net)
-        self.encaps[net.vni] = _Encapsulator(net, self.sockets)
+        self.encaps[net.vni] = _Encapsulator(net, self.sockets, self.fixed_source_port)
         self._vni_encap[net.vni] = net.encap
         if net.multicast_group:
             self.sockets.join(net.multicast_group)

@@ -128,11 +128,44 @@ class Builder:
     # -- plumbing ---------------------------------------------------------------------------------------
 
     def underlay(self) -> None:
+        if self.lab.leaf_spine:
+            self.fabric()
+            return
         with self.phases.phase("underlay", 1) as step:
             ul = self.lab.netns("ul")
             self.state.add_netns(ul)
             netns.make_underlay(ul, self.lab.underlay.mtu)
             step()
+
+    def fabric(self) -> None:
+        """Leaf-spine: per leaf and spine a namespace that routes, a /31 veth per leaf-spine pair, on
+        each leaf a bridge with its hosts' subnet; static routes, the leaves' over all spines (ECMP)."""
+        u = self.lab.underlay
+        leaves, spines = range(1, u.leaves + 1), range(1, u.spines + 1)
+        with self.phases.phase("leaf-spine underlay", u.leaves + u.spines) as step:
+            for node in [f"spine{i}" for i in spines] + [f"leaf{j}" for j in leaves]:
+                self.state.add_netns(self.lab.netns(node))
+                netns.make_router(self.lab.netns(node))
+            for j in leaves:
+                leaf = self.lab.netns(f"leaf{j}")
+                netns.make_underlay(leaf, u.mtu)
+                netns.add_address(leaf, netns.BRIDGE, u.leaf_gateway(j), 24)
+                for i in spines:
+                    leaf_end, spine_end = u.link_addresses(j, i)
+                    netns.link_routers(
+                        leaf, f"spine{i}", self.lab.netns(f"spine{i}"), f"leaf{j}",
+                        mtu=u.mtu, a_address=leaf_end, b_address=spine_end,
+                    )  # fmt: skip
+                step()
+            for j in leaves:
+                others = [u.leaf_subnet(k) for k in leaves if k != j]
+                if others:
+                    nexthops = [(u.link_addresses(j, i)[1], f"spine{i}") for i in spines]
+                    netns.add_ecmp_routes(self.lab.netns(f"leaf{j}"), others, nexthops)
+            for i in spines:
+                for j in leaves:
+                    netns.add_route(self.lab.netns(f"spine{i}"), u.leaf_subnet(j), u.link_addresses(j, i)[0])
+                step()
 
     def hosts(self) -> None:
         ul, u = self.lab.netns("ul"), self.lab.underlay
@@ -140,7 +173,16 @@ class Builder:
             for i, host in enumerate(self.lab.hosts, 1):
                 ns = self.lab.netns(host.name)
                 self.state.add_netns(ns)
-                netns.attach_host(ul, ns, host.name, mtu=u.mtu, address=u.address(i), prefixlen=u.prefixlen)
+                if self.lab.leaf_spine:
+                    leaf = self.lab.leaf_of(i)
+                    netns.attach_host(
+                        self.lab.netns(f"leaf{leaf}"), ns, host.name,
+                        mtu=u.mtu, address=self.lab.vtep_ip(i), prefixlen=24,
+                    )  # fmt: skip
+                    netns.add_route(ns, "0.0.0.0/0", u.leaf_gateway(leaf))
+                else:
+                    address = u.address(i)
+                    netns.attach_host(ul, ns, host.name, mtu=u.mtu, address=address, prefixlen=u.prefixlen)
                 step()
 
     def controller(self) -> None:
@@ -177,9 +219,10 @@ class Builder:
                     "vtep",
                     [
                         *self.cli, "vtep",
-                        "--vtep-ip", u.address(i),
+                        "--vtep-ip", self.lab.vtep_ip(i),
                         "--underlay-mtu", str(u.mtu),
                         "--control-socket", self._file(f"{host.name}.vtep.sock"),
+                        *(["--fixed-source-port", str(port)] if (port := host.fixed_source_port) else []),
                     ],
                     host=host.name,
                 )  # fmt: skip
@@ -217,7 +260,7 @@ class Builder:
                         *self.cli, "agent",
                         "--controller", f"unix:{self._file('controller.sock')}",
                         "--chassis", host.name,
-                        "--vtep-ip", u.address(i),
+                        "--vtep-ip", self.lab.vtep_ip(i),
                         "--datapath", host.datapath or "userspace",
                         "--underlay-mtu", str(u.mtu),
                         "--vtep-socket", self._file(f"{host.name}.vtep.sock"),

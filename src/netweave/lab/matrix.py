@@ -83,7 +83,7 @@ def mismatches(pairs: list[Pair]) -> int:
     return sum(not p.ok for p in pairs)
 
 
-def as_json(lab: str, pairs: list[Pair]) -> str:
+def as_json(lab: str, pairs: list[Pair], extra: dict[str, object] | None = None) -> str:
     return json.dumps(
         {
             "lab": lab,
@@ -92,6 +92,7 @@ def as_json(lab: str, pairs: list[Pair]) -> str:
                 for p in pairs
             ],
             "mismatches": mismatches(pairs),
+            **(extra or {}),
         },
         indent=2,
     )

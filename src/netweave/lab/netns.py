@@ -10,6 +10,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import subprocess
 from pathlib import Path
 
 from pyroute2 import IPRoute, netns
@@ -146,4 +147,82 @@ def neighbours(ns: str) -> dict[str, str]:
             dst, mac = entry.get_attr("NDA_DST"), entry.get_attr("NDA_LLADDR")
             if dst and mac:
                 out[str(ipaddress.ip_address(dst))] = str(mac).lower()
+    return out
+
+
+# -- leaf-spine fabric -----------------------------------------------------------------------------------
+
+
+def sysctl(ns: str, key: str, value: str) -> None:
+    """Write /proc/sys/<key> (dotted) as seen from inside `ns`: /proc/sys/net follows the network
+    namespace of the thread that opens it, so the file is opened between pushns and popns."""
+    netns.pushns(ns)
+    try:
+        Path("/proc/sys", *key.split(".")).write_text(value)
+    except OSError as exc:
+        raise LabError(f"cannot set {key}={value} in {ns}: {exc.strerror or exc}") from None
+    finally:
+        netns.popns()
+
+
+def make_router(ns: str) -> None:
+    """A leaf or spine: forwards IPv4, and hashes multipath routes on the L4 5-tuple (so the outer UDP
+    source port of a tunnel packet picks the path)."""
+    sysctl(ns, "net.ipv4.ip_forward", "1")
+    sysctl(ns, "net.ipv4.fib_multipath_hash_policy", "1")
+
+
+def add_address(ns: str, ifname: str, address: str, prefixlen: int) -> None:
+    with ipr(ns) as ip:
+        ip.addr("add", index=ip.link_lookup(ifname=ifname)[0], address=address, prefixlen=prefixlen)
+
+
+def link_routers(
+    a_ns: str, a_port: str, b_ns: str, b_port: str, *, mtu: int, a_address: str, b_address: str
+) -> None:
+    """A point-to-point veth `a_port` (in `a_ns`) <-> `b_port` (in `b_ns`), a /31 on it."""
+    with ipr(a_ns) as ip:
+        ip.link("add", ifname=a_port, kind="veth", peer={"ifname": b_port, "net_ns_fd": b_ns})
+    for ns, port, address in ((a_ns, a_port, a_address), (b_ns, b_port, b_address)):
+        with ipr(ns) as ip:
+            idx = ip.link_lookup(ifname=port)[0]
+            ip.link("set", index=idx, mtu=mtu, state="up")
+            ip.addr("add", index=idx, address=address, prefixlen=31)
+
+
+def add_route(ns: str, dst: str, gateway: str) -> None:
+    with ipr(ns) as ip:
+        ip.route("add", dst=dst, gateway=gateway)
+
+
+ECMP_GROUP_ID = 1000  # nexthop ids 1..n are the members
+
+
+def _ip_cmd(ns: str, *args: str) -> None:
+    r = subprocess.run(["ip", "-n", ns, *args], capture_output=True, text=True, timeout=10, check=False)
+    if r.returncode != 0:
+        raise LabError(f"ip -n {ns} {' '.join(args)}: {' '.join(r.stderr.split())}")
+
+
+def add_ecmp_routes(ns: str, dsts: list[str], nexthops: list[tuple[str, str]]) -> None:
+    """`dsts` over every (gateway, device) in `nexthops` at once, hashed per flow (ECMP). A nexthop group
+    (`ip nexthop`; pyroute2 has no API for it), not a classic multipath route: when a device goes away,
+    the kernel drops only its nexthop from the group, where it deletes a whole multipath route."""
+    for k, (gateway, dev) in enumerate(nexthops, 1):
+        _ip_cmd(ns, "nexthop", "add", "id", str(k), "via", gateway, "dev", dev)
+    members = "/".join(str(k) for k in range(1, len(nexthops) + 1))
+    _ip_cmd(ns, "nexthop", "add", "id", str(ECMP_GROUP_ID), "group", members)
+    for dst in dsts:
+        _ip_cmd(ns, "route", "add", dst, "nhid", str(ECMP_GROUP_ID))
+
+
+def packet_counts(ns: str) -> dict[str, int]:
+    """ifname -> rx_packets of every device in `ns` but `lo` (empty if `ns` is gone): in a spine, whose
+    every packet comes in on one link and leaves on another, their sum is what the spine carried."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(FileNotFoundError), ipr(ns) as ip:
+        for link in ip.get_links():
+            name, stats = link.get_attr("IFLA_IFNAME"), link.get_attr("IFLA_STATS64")
+            if name != "lo" and stats is not None:
+                out[str(name)] = int(stats["rx_packets"])
     return out

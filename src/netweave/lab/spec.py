@@ -23,10 +23,14 @@ Datapath = Literal["userspace", "kernel"]
 NetworkType = Literal["vxlan", "geneve", "gre", "nvgre"]
 ControlPlane = Literal["controller", "flood-learn"]
 Replication = Literal["ingress", "multicast"]
+Shape = Literal["segment", "leaf-spine"]
 
 UNDERLAY_NS = "ul"  # suffix of the underlay namespace: no host or VM may take it
 DEFAULT_NAME = "demo"
 MAX_HOSTS = 254  # one /24 (or the ::1..::fe of a /64) of underlay addresses
+MAX_HOSTS_PER_LEAF = 253  # 198.18.<leaf>.1..253; .254 is the leaf itself
+MAX_LINKS = 128  # leaf-spine links: one /31 each in 198.18.255.0/24
+FABRIC_NODE = re.compile(r"(spine|leaf)[0-9]+")  # leaf-spine namespace suffixes
 
 
 def _pattern(regex: str, what: str) -> AfterValidator:
@@ -82,6 +86,9 @@ class _Strict(BaseModel):
 
 
 class Underlay(_Strict):
+    shape: Shape = "segment"
+    spines: int = Field(default=2, ge=1, le=16)  # leaf-spine only
+    leaves: int = Field(default=2, ge=1, le=64)  # leaf-spine only
     ip_version: Literal[4, 6] = 4
     mtu: int = Field(default=1500, ge=576, le=65535)
 
@@ -92,6 +99,21 @@ class Underlay(_Strict):
     @property
     def prefixlen(self) -> int:
         return 24 if self.ip_version == 4 else 64
+
+    # -- leaf-spine (IPv4): leaf j has 198.18.j.0/24 (itself .254), links are /31s of 198.18.255.0/24 --
+
+    @staticmethod
+    def leaf_subnet(leaf: int) -> str:
+        return f"198.18.{leaf}.0/24"
+
+    @staticmethod
+    def leaf_gateway(leaf: int) -> str:
+        return f"198.18.{leaf}.254"
+
+    def link_addresses(self, leaf: int, spine: int) -> tuple[str, str]:
+        """(the leaf's end, the spine's end) of the /31 between leaf `leaf` and spine `spine` (1-based)."""
+        base = 2 * ((leaf - 1) * self.spines + spine - 1)
+        return f"198.18.255.{base + 1}", f"198.18.255.{base}"
 
 
 class Api(_Strict):
@@ -105,6 +127,8 @@ class Api(_Strict):
 class Host(_Strict):
     name: NodeName
     datapath: Datapath | None = None  # None: the lab's default (`netweave lab up --datapath`, else userspace)
+    leaf: int | None = Field(default=None, ge=1)  # leaf-spine: None = round-robin over the leaves
+    fixed_source_port: int | None = Field(default=None, ge=1, le=65535)  # `netweave vtep --fixed-...`
 
 
 class Subnet(_Strict):
@@ -158,6 +182,24 @@ class Lab(_Strict):
         """Every namespace this lab makes (and its agents make for foreign ports) starts with this."""
         return f"{self.name}-"
 
+    @property
+    def leaf_spine(self) -> bool:
+        return self.underlay.shape == "leaf-spine"
+
+    def leaf_of(self, index: int) -> int:
+        """The leaf (1-based) of host `index` (1-based): its own `leaf`, else round-robin."""
+        host = self.hosts[index - 1]
+        return host.leaf or (index - 1) % self.underlay.leaves + 1
+
+    def vtep_ip(self, index: int) -> str:
+        """The underlay (VTEP) address of host `index` (1-based): 198.18.0.<i> on the segment,
+        198.18.<leaf>.<k> (k-th host of that leaf) on a leaf-spine underlay."""
+        if not self.leaf_spine:
+            return self.underlay.address(index)
+        leaf = self.leaf_of(index)
+        k = sum(self.leaf_of(i) == leaf for i in range(1, index + 1))
+        return f"198.18.{leaf}.{k}"
+
 
 _MESSAGES = {"extra_forbidden": "unknown key", "missing": "required key missing"}
 
@@ -186,11 +228,14 @@ def check(lab: Lab) -> None:
         raise SpecError(f"underlay.mtu: IPv6 needs at least 1280, not {lab.underlay.mtu}")
     if len(lab.hosts) > MAX_HOSTS:
         raise SpecError(f"hosts: at most {MAX_HOSTS} hosts fit the underlay segment")
+    _check_fabric(lab)
     nodes: dict[str, str] = {}  # host/VM name -> "host"/"VM": they share the namespace prefix
 
     def claim(name: str, kind: str, where: str) -> None:
         if name == UNDERLAY_NS:
             raise SpecError(f"{where}: {name!r} is reserved for the underlay namespace")
+        if lab.leaf_spine and FABRIC_NODE.fullmatch(name):
+            raise SpecError(f"{where}: {name!r} is reserved for the leaf-spine namespaces")
         if name in nodes:
             raise SpecError(f"{where}: {name!r} is already a {nodes[name]} name")
         nodes[name] = kind
@@ -232,7 +277,32 @@ def check(lab: Lab) -> None:
                 used[vm_net.name, vm.ip] = vm.name
 
 
+def _check_fabric(lab: Lab) -> None:
+    u = lab.underlay
+    for i, host in enumerate(lab.hosts):
+        if host.leaf is not None and not lab.leaf_spine:
+            raise SpecError(f"hosts[{i}].leaf: only with underlay shape leaf-spine")
+        if host.leaf is not None and host.leaf > u.leaves:
+            raise SpecError(f"hosts[{i}].leaf: no leaf {host.leaf} (underlay has {u.leaves} leaves)")
+        if host.fixed_source_port is not None and host.datapath == "kernel":
+            raise SpecError(f"hosts[{i}].fixed_source_port: only with datapath userspace")
+    if not lab.leaf_spine:
+        return  # spines and leaves are ignored (model_dump writes their defaults: state.json round-trips)
+    if u.ip_version != 4:
+        raise SpecError("underlay.ip_version: the leaf-spine underlay is IPv4 only")
+    if u.spines * u.leaves > MAX_LINKS:
+        raise SpecError(
+            f"underlay: {u.spines} spines x {u.leaves} leaves: more than {MAX_LINKS} links (198.18.255.0/24)"
+        )
+    for leaf in range(1, u.leaves + 1):
+        count = sum(lab.leaf_of(i) == leaf for i in range(1, len(lab.hosts) + 1))
+        if count > MAX_HOSTS_PER_LEAF:
+            raise SpecError(f"hosts: at most {MAX_HOSTS_PER_LEAF} hosts fit under leaf {leaf}")
+
+
 def _check_network(lab: Lab, net: Network, where: str) -> None:
+    if net.replication == "multicast" and lab.leaf_spine:
+        raise SpecError(f"{where}.replication: multicast replication needs the segment underlay")
     if net.replication == "multicast" and net.control_plane != "flood-learn":
         raise SpecError(f"{where}.replication: multicast replication needs control_plane flood-learn")
     if net.replication == "multicast" and net.multicast_group is None:

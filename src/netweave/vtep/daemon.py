@@ -17,8 +17,11 @@ def default_control_socket(vtep_ip: str) -> str:
     return f"/run/netweave-vtep-{vtep_ip.replace(':', '_')}.sock"
 
 
-def run(cfg: VtepConfig, control_socket: str | None = None) -> None:
-    dp = UserspaceDatapath(cfg.vtep_ip, underlay_mtu=cfg.underlay_mtu, aging_s=cfg.aging_s)
+def run(cfg: VtepConfig, control_socket: str | None = None, fixed_source_port: int | None = None) -> None:
+    """`fixed_source_port`: pin the outer UDP source port (default: hashed from the inner flow)."""
+    dp = UserspaceDatapath(
+        cfg.vtep_ip, underlay_mtu=cfg.underlay_mtu, aging_s=cfg.aging_s, fixed_source_port=fixed_source_port
+    )
     ctl = None
     try:
         for net in cfg.networks:
