@@ -55,6 +55,23 @@ def to_int(name: str, value: Any) -> int | None:
     raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not an integer.")
 
 
+def one_of(*options: str) -> Callable[[str, Any], str]:
+    """A converter accepting exactly one of `options` (Neutron's `type:values` validator)."""
+
+    def check(name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not in {list(options)}.")
+        return value
+
+    return check
+
+
+def to_dict(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest(f"Invalid input for {name}. Reason: a dictionary is expected.")
+    return value
+
+
 def as_is(name: str, value: Any) -> Any:
     """For attributes the resource module validates itself (they need the store or other attributes)."""
     return value

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from netweave.control.compiler import Compiler, LChassis, LNetwork, LPort
 from netweave.controller import db, errors
-from netweave.controller.attributes import Attr, check_body, to_str
+from netweave.controller.attributes import Attr, check_body, one_of, to_dict, to_str
 from netweave.controller.db import Chassis, IPAllocation, Network, Port, utcnow
 from netweave.controller.store import Store
 
@@ -52,23 +52,11 @@ def _encaps(name: str, value: Any) -> list[str]:
     return list(dict.fromkeys(value))
 
 
-def _datapath(name: str, value: Any) -> str:
-    if value not in DATAPATHS:
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: '{value}' is not in {list(DATAPATHS)}.")
-    return str(value)
-
-
-def _caps(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a dictionary is expected.")
-    return value
-
-
 CHASSIS_ATTRS = {
     "vtep_ip": Attr(_ip, default=None),
     "encaps": Attr(_encaps, default=["vxlan"]),
-    "datapath": Attr(_datapath, default="userspace"),
-    "capabilities": Attr(_caps, default={}),
+    "datapath": Attr(one_of(*DATAPATHS), default="userspace"),
+    "capabilities": Attr(to_dict, default={}),
 }
 
 

@@ -16,6 +16,7 @@ from netweave.controller import errors, qos
 from netweave.controller.attributes import (
     Attr,
     check_body,
+    one_of,
     standard_view,
     to_bool,
     to_int,
@@ -28,16 +29,6 @@ from netweave.controller.typedrivers import NETWORK_TYPES, OVERLAY_TYPES, TYPE_L
 
 CONTROL_PLANES = ("controller", "flood-learn", "evpn")
 REPLICATION = ("ingress", "multicast")
-
-
-def _choice(options: tuple[str, ...]) -> Any:
-    def check(name: str, value: Any) -> str:
-        text = to_str(name, value)
-        if text not in options:
-            raise errors.BadRequest(f"Invalid input for {name}. Reason: '{text}' is not in {list(options)}.")
-        return text
-
-    return check
 
 
 def _multicast(name: str, value: Any) -> str | None:
@@ -63,11 +54,11 @@ ATTRS = {
     "mtu": Attr(to_int, default=None),
     "tenant_id": Attr(to_str, put=False, default=None),
     "project_id": Attr(to_str, put=False, default=None),
-    "provider:network_type": Attr(_choice(NETWORK_TYPES), put=False, default=None),
+    "provider:network_type": Attr(one_of(*NETWORK_TYPES), put=False, default=None),
     "provider:physical_network": Attr(to_str, put=False, default=None),
     "provider:segmentation_id": Attr(to_int, put=False, default=None),
-    "netweave:control_plane": Attr(_choice(CONTROL_PLANES), default="controller"),
-    "netweave:replication": Attr(_choice(REPLICATION), default="ingress"),
+    "netweave:control_plane": Attr(one_of(*CONTROL_PLANES), default="controller"),
+    "netweave:replication": Attr(one_of(*REPLICATION), default="ingress"),
     "netweave:multicast_group": Attr(_multicast, default=None),
     "netweave:arp_suppression": Attr(to_bool, default=True),
     "tags": Attr(to_tags, default=[]),

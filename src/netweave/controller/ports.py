@@ -17,8 +17,10 @@ from netweave.controller.attributes import (
     Attr,
     as_is,
     check_body,
+    one_of,
     standard_view,
     to_bool,
+    to_dict,
     to_str,
     to_tags,
     touch,
@@ -53,18 +55,6 @@ def _mac(name: str, value: Any) -> str:
     if raw[0] & 1 or raw == bytes(6):
         raise errors.BadRequest(f"Invalid input for {name}. Reason: '{value}' is not a unicast MAC address.")
     return raw.hex(":")
-
-
-def _vnic(name: str, value: Any) -> str:
-    if value not in VNIC_TYPES:
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: '{value}' is not in {list(VNIC_TYPES)}.")
-    return str(value)
-
-
-def _dict(name: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise errors.BadRequest(f"Invalid input for {name}. Reason: a dictionary is expected.")
-    return value
 
 
 def _str_list(name: str, value: Any) -> list[str]:
@@ -109,8 +99,8 @@ ATTRS = {
     "device_id": Attr(to_str, default=""),
     "device_owner": Attr(to_str, default=""),
     "binding:host_id": Attr(to_str, default=""),
-    "binding:vnic_type": Attr(_vnic, default="normal"),
-    "binding:profile": Attr(_dict, default={}),
+    "binding:vnic_type": Attr(one_of(*VNIC_TYPES), default="normal"),
+    "binding:profile": Attr(to_dict, default={}),
     "port_security_enabled": Attr(to_bool, default=None),
     "security_groups": Attr(_str_list, default=None),
     "allowed_address_pairs": Attr(_pairs, default=[]),

@@ -16,6 +16,7 @@ from netweave.controller.attributes import (
     Attr,
     as_is,
     check_body,
+    one_of,
     standard_view,
     to_bool,
     to_int,
@@ -42,15 +43,6 @@ ICMP = {"icmp", "icmpv6", "ipv6-icmp", "1", "58"}
 UNSET = object()
 
 
-def _choice(*options: str) -> Any:
-    def check(name: str, value: Any) -> str:
-        if value not in options:
-            raise errors.BadRequest(f"Invalid input for {name}. Reason: '{value}' is not in {list(options)}.")
-        return str(value)
-
-    return check
-
-
 GROUP_ATTRS = {
     "name": Attr(to_str, default=""),
     "description": Attr(to_str, default=""),
@@ -61,8 +53,8 @@ GROUP_ATTRS = {
 }
 RULE_ATTRS = {
     "security_group_id": Attr(to_str, put=False, default=UNSET),
-    "direction": Attr(_choice("ingress", "egress"), put=False, default=UNSET),
-    "ethertype": Attr(_choice("IPv4", "IPv6"), put=False, default="IPv4"),
+    "direction": Attr(one_of("ingress", "egress"), put=False, default=UNSET),
+    "ethertype": Attr(one_of("IPv4", "IPv6"), put=False, default="IPv4"),
     "protocol": Attr(as_is, put=False, default=None),
     "port_range_min": Attr(to_int, put=False, default=None),
     "port_range_max": Attr(to_int, put=False, default=None),

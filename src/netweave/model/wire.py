@@ -64,10 +64,14 @@ def network_from_json(obj: Any) -> Network:
 _PORT = {"name", "vni", "mac", "ips", "ip", "netns", "port_id"}
 
 
-def port_to_json(port: Port) -> Json:
-    out = asdict(port)
-    out["ips"] = list(port.ips)
+def _with_ips(value: Port | Remote) -> Json:
+    out = asdict(value)
+    out["ips"] = list(value.ips)
     return out
+
+
+def port_to_json(port: Port) -> Json:
+    return _with_ips(port)
 
 
 def port_from_json(obj: Any) -> Port:
@@ -81,9 +85,7 @@ _REMOTE = {"vni", "mac", "vtep", "ips", "ip"}
 
 
 def remote_to_json(remote: Remote) -> Json:
-    out = asdict(remote)
-    out["ips"] = list(remote.ips)
-    return out
+    return _with_ips(remote)
 
 
 def remote_from_json(obj: Any) -> Remote:
