@@ -5,21 +5,13 @@ socket in the topology's temp dir (for the agents, which live in the host namesp
 started by PID into `topo.procs`, so the topology's finalizer stops them.
 """
 
-import socket
 import subprocess
 import time
 from typing import Any
 
 import httpx
 
-from .topo import NETWEAVE, Topology
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from .topo import NETWEAVE, Topology, free_port
 
 
 def wait_for(predicate: Any, timeout_s: float = 20, interval_s: float = 0.1, what: str = "condition") -> Any:

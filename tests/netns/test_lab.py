@@ -26,17 +26,11 @@ import yaml
 from netweave.lab import state as lab_state
 from netweave.lab.spec import default_lab
 
-from .topo import VENV_BIN
+from .topo import VENV_BIN, free_port
 
 pytestmark = pytest.mark.netns
 
 Lab = Callable[[dict[str, Any]], tuple[str, Path]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lab_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

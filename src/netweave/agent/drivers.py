@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from netweave.model import DatapathState
 from netweave.model.wire import state_to_json
-from netweave.vtep.control import request
+from netweave.vtep.control import VtepUnreachable, request
 
 
 class DatapathUnavailable(Exception):  # noqa: N818 - a state
@@ -33,10 +33,8 @@ class UserspaceDriver:
     def _request(self, op: str, **args: Any) -> Any:
         try:
             return request(self.control_socket, op, timeout_s=30.0, **args)
-        except RuntimeError as exc:
-            if "cannot reach" in str(exc) or "closed the connection" in str(exc):
-                raise DatapathUnavailable(str(exc)) from None
-            raise
+        except VtepUnreachable as exc:
+            raise DatapathUnavailable(str(exc)) from None
         except OSError as exc:
             raise DatapathUnavailable(f"{self.control_socket}: {exc}") from None
 

@@ -13,7 +13,8 @@ from netweave.packet.tunnel import GeneveOption
 Json = dict[str, Any]
 
 
-def _ips(value: Any) -> tuple[str, ...]:
+def ips_of(value: Any) -> tuple[str, ...]:
+    """One address or a list of them (the `ip` of YAML files and control requests) as a tuple."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -51,7 +52,7 @@ def network_from_json(obj: Any) -> Network:
     d = dict(_fields(obj, "network", _NETWORK, {"vni"}))
     try:
         d["vni"] = int(d["vni"])
-        d["flood"] = _ips(d.get("flood"))
+        d["flood"] = ips_of(d.get("flood"))
         d["geneve_options"] = tuple(
             GeneveOption(option_class=int(o["class"]), type=int(o["type"]),
                          data=bytes.fromhex(o.get("data", "")))
@@ -64,19 +65,19 @@ def network_from_json(obj: Any) -> Network:
 _PORT = {"name", "vni", "mac", "ips", "ip", "netns", "port_id"}
 
 
-def _with_ips(value: Port | Remote) -> Json:
+def _withips_of(value: Port | Remote) -> Json:
     out = asdict(value)
     out["ips"] = list(value.ips)
     return out
 
 
 def port_to_json(port: Port) -> Json:
-    return _with_ips(port)
+    return _withips_of(port)
 
 
 def port_from_json(obj: Any) -> Port:
     d = dict(_fields(obj, "port", _PORT, {"name", "vni", "mac"}))
-    ips = _ips(d.pop("ips", None)) + _ips(d.pop("ip", None))
+    ips = ips_of(d.pop("ips", None)) + ips_of(d.pop("ip", None))
     return Port(name=str(d["name"]), vni=int(d["vni"]), mac=str(d["mac"]), ips=ips, netns=d.get("netns"),
                 port_id=str(d.get("port_id", "")))
 
@@ -85,12 +86,12 @@ _REMOTE = {"vni", "mac", "vtep", "ips", "ip"}
 
 
 def remote_to_json(remote: Remote) -> Json:
-    return _with_ips(remote)
+    return _withips_of(remote)
 
 
 def remote_from_json(obj: Any) -> Remote:
     d = dict(_fields(obj, "remote", _REMOTE, {"vni", "mac", "vtep"}))
-    ips = _ips(d.pop("ips", None)) + _ips(d.pop("ip", None))
+    ips = ips_of(d.pop("ips", None)) + ips_of(d.pop("ip", None))
     return Remote(vni=int(d["vni"]), mac=str(d["mac"]), vtep=str(d["vtep"]), ips=ips)
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netweave.model import Network, Port, Remote, VtepConfig
+from netweave.model.wire import ips_of
 from netweave.packet import GeneveOption
 from netweave.yamlfile import read_mapping
 from netweave.yamlfile import where as place
@@ -62,12 +63,6 @@ class VtepIn(_Strict):
     networks: list[NetworkIn] = []
 
 
-def _ips(value: str | list[str] | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
 def build(data: Any) -> VtepConfig:
     """Validate a parsed document and turn it into the model; ConfigError on the first problem."""
     try:
@@ -97,12 +92,12 @@ def build(data: Any) -> VtepConfig:
                 raise ConfigError(f"{where}.ports[{j}]: port name {p.name!r} used twice")
             seen_ports.add(p.name)
             try:
-                ports.append(Port(name=p.name, vni=n.vni, mac=p.mac, ips=_ips(p.ip), netns=p.netns))
+                ports.append(Port(name=p.name, vni=n.vni, mac=p.mac, ips=ips_of(p.ip), netns=p.netns))
             except ValueError as exc:
                 raise ConfigError(f"{where}.ports[{j}]: {exc}") from None
         for j, r in enumerate(n.remote):
             try:
-                remotes.append(Remote(vni=n.vni, mac=r.mac, vtep=r.vtep, ips=_ips(r.ip)))
+                remotes.append(Remote(vni=n.vni, mac=r.mac, vtep=r.vtep, ips=ips_of(r.ip)))
             except ValueError as exc:
                 raise ConfigError(f"{where}.remote[{j}]: {exc}") from None
     vnis = [n.vni for n in networks]

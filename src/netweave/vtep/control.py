@@ -14,15 +14,9 @@ from typing import Any
 
 from netweave.datapath.userspace import UserspaceDatapath
 from netweave.model import Network, Port, Remote
-from netweave.model.wire import state_from_json, state_to_json
+from netweave.model.wire import ips_of, state_from_json, state_to_json
 
 MAX_REQUEST = 1 << 20
-
-
-def _ips(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 class ControlServer:
@@ -46,10 +40,10 @@ class ControlServer:
             "add_network": self._add_network,
             "remove_network": lambda a: self.dp.remove_network(int(a["vni"])),
             "add_port": lambda a: self.dp.add_port(Port(name=a["name"], vni=int(a["vni"]), mac=a["mac"],
-                                                        ips=_ips(a.get("ip")), netns=a.get("netns"))),
+                                                        ips=ips_of(a.get("ip")), netns=a.get("netns"))),
             "remove_port": lambda a: self.dp.remove_port(a["name"]),
             "add_remote": lambda a: self.dp.add_remote(
-                Remote(vni=int(a["vni"]), mac=a["mac"], vtep=a["vtep"], ips=_ips(a.get("ip"))),
+                Remote(vni=int(a["vni"]), mac=a["mac"], vtep=a["vtep"], ips=ips_of(a.get("ip"))),
                 a.get("origin", "static")),
             "remove_remote": lambda a: self.dp.dp.remove_remote(int(a["vni"]), a["mac"]),
             "add_binding": lambda a: self.dp.dp.add_binding(int(a["vni"]), a["ip"], a["mac"]),
@@ -141,20 +135,25 @@ class ControlServer:
             os.unlink(self.path)
 
 
+class VtepUnreachable(RuntimeError):  # noqa: N818 - a state, like ConnectionError
+    """No daemon answered at the socket (not started yet, restarting, gone): try again later."""
+
+
 def request(path: str, op: str, timeout_s: float = 5.0, **args: Any) -> Any:
-    """Client side: send one request to the daemon at `path`; RuntimeError with its message on failure."""
+    """Client side: send one request to the daemon at `path`; RuntimeError with its message when the
+    daemon refuses it, VtepUnreachable (a RuntimeError) when there is no daemon to ask."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout_s)
         try:
             s.connect(path)
         except OSError as exc:
-            raise RuntimeError(f"cannot reach the VTEP at {path}: {exc.strerror}") from None
+            raise VtepUnreachable(f"cannot reach the VTEP at {path}: {exc.strerror}") from None
         s.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)
             if not chunk:
-                raise RuntimeError("the VTEP closed the connection without answering")
+                raise VtepUnreachable("the VTEP closed the connection without answering")
             buf += chunk
     reply = json.loads(buf)
     if not reply.get("ok"):
