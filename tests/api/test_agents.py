@@ -163,7 +163,7 @@ def test_view_full_then_unknown_chassis(client: TestClient) -> None:
     register(client, "h1")
     empty = client.get(f"{CH}/h1/view", params={"since": -1}).json()
     assert set(empty) == {"revision", "epoch", "full"}
-    assert empty["full"] == {"networks": {}, "ports": {}, "remotes": {}}
+    assert empty["full"] == {"networks": {}, "ports": {}, "remotes": {}, "routers": {}}
     # up to date and no wait: the same revision, no diffs
     same = client.get(f"{CH}/h1/view", params={"since": empty["revision"], "epoch": empty["epoch"]}).json()
     assert same == {"revision": empty["revision"], "epoch": empty["epoch"], "diffs": []}

@@ -11,8 +11,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from netweave.control import views
-from netweave.control.compiler import HISTORY, Compiler, LChassis, LNetwork, LPort, device_name
+from netweave.control.compiler import (
+    HISTORY,
+    Compiler,
+    LChassis,
+    LNetwork,
+    LPort,
+    LRouter,
+    device_name,
+    router_mac,
+)
 from netweave.control.views import View
+from netweave.model import Subnet
 
 # ---------------------------------------------------------------------- views: diff / patch / merge_into
 small_json = st.dictionaries(
@@ -51,9 +61,9 @@ def test_merged_diffs_take_the_first_view_to_the_last(a: View, chain: list[View]
 
 def test_patch_rejects_an_unknown_table() -> None:
     try:
-        views.patch(views.empty(), {"routers": {"set": {}, "del": []}})
+        views.patch(views.empty(), {"bridges": {"set": {}, "del": []}})
     except ValueError as exc:
-        assert "routers" in str(exc)
+        assert "bridges" in str(exc)
     else:
         raise AssertionError("expected ValueError")
 
@@ -91,7 +101,7 @@ def test_controller_network_section() -> None:
         "5000": {
             "vni": 5000, "encap": "vxlan", "mode": "static", "arp_suppression": True, "unknown_arp": "drop",
             "unknown_unicast": "drop", "flood": ["10.0.0.2", "10.0.0.3"], "multicast_group": None,
-            "geneve_options": [],
+            "geneve_options": [], "subnets": [],
         }
     }
     assert v["ports"] == {
@@ -315,6 +325,12 @@ HOSTS = ("h1", "h2", "h3", "h4")
 VTEPS = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.9")  # few: two chassis can share one
 MACS = [f"02:00:00:00:00:{i:02x}" for i in range(1, 40)]
 NETWORK_IDS = ("na", "nb", "nc")
+ROUTER_IDS = ("r1", "r2")
+SUBNETS = {
+    "na": (Subnet("10.0.0.0/24", "10.0.0.1"), Subnet("fd00::/64", "fd00::ff")),
+    "nb": (Subnet("10.0.0.0/25", "10.0.0.126"),),
+    "nc": (Subnet("10.0.0.0/24", None),),
+}
 
 
 class CompilerMachine(RuleBasedStateMachine):
@@ -327,6 +343,7 @@ class CompilerMachine(RuleBasedStateMachine):
         self.networks: dict[str, LNetwork] = {}
         self.ports: dict[str, LPort] = {}
         self.chassis: dict[str, LChassis] = {}
+        self.routers: dict[str, LRouter] = {}
         self.revision = 0
         self.next_port = 0
         self.next_vni = 7000
@@ -354,7 +371,7 @@ class CompilerMachine(RuleBasedStateMachine):
 
     def _new_network(self, nid: str, encap: str, control_plane: str) -> LNetwork:
         self.next_vni += 1
-        return LNetwork(nid, self.next_vni, encap, control_plane=control_plane)
+        return LNetwork(nid, self.next_vni, encap, control_plane=control_plane, subnets=SUBNETS[nid])
 
     # -------- ports
     @precondition(lambda self: self.networks)
@@ -428,10 +445,42 @@ class CompilerMachine(RuleBasedStateMachine):
             del self.ports[pid]
         self._update(networks={nid: None}, ports=dict.fromkeys(gone))
 
+    # -------- routers
+    @rule(rid=st.sampled_from(ROUTER_IDS), irb=st.sampled_from(("symmetric", "asymmetric")),
+          routes=st.lists(st.sampled_from([("192.168.0.0/16", "10.0.0.9"), ("0.0.0.0/0", "10.0.0.8")]),
+                          max_size=2, unique=True))
+    def set_router(self, rid: str, irb: str, routes: list[tuple[str, str]]) -> None:
+        self.routers[rid] = LRouter(rid, 100000 + ROUTER_IDS.index(rid), irb, tuple(routes))
+        self._update(routers={rid: self.routers[rid]})
+
+    @precondition(lambda self: self.routers)
+    @rule(data=st.data())
+    def delete_router(self, data: st.DataObject) -> None:
+        """The API refuses while interfaces remain: they go in the same transaction here."""
+        rid = data.draw(st.sampled_from(sorted(self.routers)))
+        del self.routers[rid]
+        gone = [pid for pid, p in self.ports.items() if p.router == rid]
+        for pid in gone:
+            del self.ports[pid]
+        self._update(routers={rid: None}, ports=dict.fromkeys(gone))
+
+    @precondition(lambda self: self.networks)
+    @rule(data=st.data(), rid=st.sampled_from(ROUTER_IDS), v6=st.booleans())
+    def attach_interface(self, data: st.DataObject, rid: str, v6: bool) -> None:
+        """An interface port (made by add_router_interface): the gateway address, no host."""
+        nid = data.draw(st.sampled_from(sorted(self.networks)))
+        subnet = [s for s in SUBNETS[nid] if (":" in s.cidr) == v6]
+        if not subnet or subnet[0].gateway_ip is None:
+            return
+        pid = f"if-{rid}-{nid}-{int(v6)}"
+        self.ports[pid] = LPort(pid, nid, f"fa:16:3e:00:{ROUTER_IDS.index(rid):02x}:{int(v6):02x}", "",
+                                (subnet[0].gateway_ip,), router=rid)
+        self._update(ports={pid: self.ports[pid]})
+
     # -------- chassis
-    @rule(host=st.sampled_from(HOSTS), vtep=st.sampled_from(VTEPS))
-    def register_chassis(self, host: str, vtep: str) -> None:
-        self.chassis[host] = LChassis(host, vtep)
+    @rule(host=st.sampled_from(HOSTS), vtep=st.sampled_from(VTEPS), routing=st.booleans())
+    def register_chassis(self, host: str, vtep: str, routing: bool) -> None:
+        self.chassis[host] = LChassis(host, vtep, routing=routing)
         self._update(chassis={host: self.chassis[host]})
 
     @precondition(lambda self: self.chassis)
@@ -462,7 +511,8 @@ class CompilerMachine(RuleBasedStateMachine):
     def equals_fresh_compiler(self) -> None:
         fresh = Compiler(epoch="e")
         fresh.load(revision=self.revision, networks=list(self.networks.values()),
-                   ports=list(self.ports.values()), chassis=list(self.chassis.values()))
+                   ports=list(self.ports.values()), chassis=list(self.chassis.values()),
+                   routers=list(self.routers.values()))
         for host in {*HOSTS, *self.compiler.states, *fresh.states}:
             got = self.compiler.view(host)[1]
             assert got == fresh.view(host)[1], host
@@ -507,3 +557,68 @@ def test_same_vni_on_two_networks_resolves_like_a_fresh_compile() -> None:
     again = Compiler()
     again.load(revision=3, networks=nets, ports=ports, chassis=chassis("h1"))
     assert c.view("h1")[1] == again.view("h1")[1]
+
+
+# ---------------------------------------------------------------------- routers
+def routed_pair(routing_h3: bool = True) -> Compiler:
+    """Router r1 on web (10.1.0.0/24) and db (10.2.0.0/24); VMs: web on h1, db on h2, web on h3."""
+    web = LNetwork("web", 5001, "vxlan", subnets=(Subnet("10.1.0.0/24", "10.1.0.1", dhcp=True),))
+    db = LNetwork("db", 5002, "geneve", subnets=(Subnet("10.2.0.0/24", "10.2.0.1"),))
+    c = Compiler(epoch="e")
+    c.load(
+        revision=1, networks=[web, db],
+        ports=[
+            LPort("if-web", "web", "fa:16:3e:00:00:01", "", ("10.1.0.1",), router="r1"),
+            LPort("if-db", "db", "fa:16:3e:00:00:02", "", ("10.2.0.1",), router="r1"),
+            LPort(P1, "web", "02:00:00:00:00:01", "h1", ("10.1.0.5",)),
+            LPort(P2, "db", "02:00:00:00:00:02", "h2", ("10.2.0.5", "10.9.9.9")),
+            LPort(P3, "web", "02:00:00:00:00:03", "h3", ("10.1.0.6",)),
+        ],
+        chassis=[LChassis("h1", VTEP["h1"]), LChassis("h2", VTEP["h2"]),
+                 LChassis("h3", VTEP["h3"], datapath="kernel", routing=routing_h3)],
+        routers=[LRouter("r1", 100001, "symmetric", (("192.168.0.0/16", "10.2.0.5"),))],
+    )
+    return c
+
+
+def test_router_section_on_every_chassis_of_its_networks() -> None:
+    c = routed_pair()
+    h1 = c.view("h1")[1]
+    assert set(h1["networks"]) == {"5001"}, "symmetric IRB: a chassis needs only its own subnets"
+    assert h1["networks"]["5001"]["subnets"][0]["dhcp"] is True
+    r1 = h1["routers"]["r1"]
+    assert r1["l3_vni"] == 100001 and r1["irb"] == "symmetric" and r1["rmac"] == router_mac(VTEP["h1"])
+    assert r1["interfaces"] == [
+        {"vni": 5002, "cidr": "10.2.0.0/24", "gateway_ip": "10.2.0.1", "mac": "fa:16:3e:00:00:02",
+         "encap": "geneve"},
+        {"vni": 5001, "cidr": "10.1.0.0/24", "gateway_ip": "10.1.0.1", "mac": "fa:16:3e:00:00:01",
+         "encap": "vxlan"},
+    ]
+    assert {(h["ip"], h["vtep"], h["rmac"]) for h in r1["hosts"]} == {
+        ("10.1.0.5", VTEP["h1"], router_mac(VTEP["h1"])), ("10.1.0.6", VTEP["h3"], router_mac(VTEP["h3"])),
+        ("10.2.0.5", VTEP["h2"], router_mac(VTEP["h2"]))}, "10.9.9.9 is on no attached subnet"
+    assert r1["routes"] == [{"destination": "192.168.0.0/16", "nexthop": "10.2.0.5"}]
+    assert c.view("h2")[1]["routers"]["r1"]["rmac"] == router_mac(VTEP["h2"]) != r1["rmac"]
+    router = views.to_state(h1).routers[0]
+    assert router.name == "r1" and len(router.hosts) == 3
+
+
+def test_chassis_that_cannot_route_gets_no_router_and_its_ports_say_why() -> None:
+    c = routed_pair(routing_h3=False)
+    assert c.view("h3")[1]["networks"] == {} and c.view("h3")[1]["routers"] == {}
+    assert "cannot route" in c.binding_errors[P3]
+    assert {h["ip"] for h in c.view("h1")[1]["routers"]["r1"]["hosts"]} == {"10.1.0.5", "10.2.0.5"}
+    c.update(revision=2, ports={"if-web": None})  # web detached: h3's port is fine again
+    assert P3 not in c.binding_errors and "5001" in c.view("h3")[1]["networks"]
+    assert c.view("h1")[1]["routers"] == {}, "h1 has no port on db: r1 is not its router any more"
+    assert c.view("h2")[1]["routers"]["r1"]["interfaces"][0]["vni"] == 5002
+
+
+def test_router_change_touches_only_its_chassis() -> None:
+    c = routed_pair()
+    changed = c.update(revision=2, routers={"r1": LRouter("r1", 100001, "asymmetric")})
+    assert set(changed) == {"h1", "h2", "h3"}
+    assert all(set(d) == {"routers"} for d in changed.values())
+    assert c.update(revision=3, routers={"r9": LRouter("r9", 100009)}) == {}, "no interfaces: nowhere"
+    changed = c.update(revision=4, routers={"r1": None})
+    assert all(c.view(h)[1]["routers"] == {} for h in ("h1", "h2", "h3"))

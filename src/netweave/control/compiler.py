@@ -11,12 +11,16 @@ Pure: no I/O, no clock. The controller feeds it rows it read after a commit; the
 it directly.
 """
 
+import hashlib
+import ipaddress
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
 from netweave.control import views
 from netweave.control.views import Diff, View
+from netweave.model import Subnet
+from netweave.model.wire import subnet_to_json
 
 HISTORY = 64  # diffs kept per chassis: an agent further behind than this gets a full view
 
@@ -30,6 +34,18 @@ class LNetwork:
     replication: str = "ingress"  # ingress | multicast
     multicast_group: str | None = None
     arp_suppression: bool = True
+    subnets: tuple[Subnet, ...] = ()
+
+
+@dataclass(frozen=True)
+class LRouter:
+    """A tenant router: distributed, so it appears in the view of every chassis that has a port on one of
+    its networks. Its interfaces are ports (`LPort.router`), as in Neutron."""
+
+    id: str
+    l3_vni: int
+    irb: str = "symmetric"
+    routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class LPort:
     ips: tuple[str, ...] = ()
     name: str = ""  # the API name: the agent's label for it
     netns: str | None = None  # binding:profile netns, where the VM's device goes
+    router: str = ""  # a router interface port: the router's id (its IPs are the gateway addresses)
 
 
 @dataclass(frozen=True)
@@ -50,15 +67,26 @@ class LChassis:
     #: what its datapath can carry; empty = not reported (everything is tried)
     encaps: tuple[str, ...] = ()
     datapath: str = "userspace"
+    routing: bool = True  # can its datapath be a distributed router (the kernel one cannot: no VRF here)
 
 
-def unsupported(net: "LNetwork", ch: LChassis) -> str | None:
-    """Why `ch` cannot carry `net`, or None when it can."""
+def unsupported(net: "LNetwork", ch: LChassis, routed: bool = False) -> str | None:
+    """Why `ch` cannot carry `net` (attached to a router when `routed`), or None when it can."""
+    if routed and not ch.routing:
+        return (f"network {net.id} is attached to a router and chassis {ch.name}'s {ch.datapath} datapath "
+                "cannot route (no VRF in this kernel); use the userspace datapath")
     if not ch.encaps or net.encap in ch.encaps:
         return None
     if ch.datapath == "kernel":
         return f"{net.encap} is not available in this host's kernel; use the userspace datapath"
     return f"{net.encap} is not supported by chassis {ch.name}'s {ch.datapath} datapath"
+
+
+def router_mac(vtep_ip: str) -> str:
+    """The chassis' router MAC (EVPN's RMAC): the inner MACs of symmetric IRB frames on a router's L3
+    VNI. Derived from the VTEP IP, so every chassis computes every other's without asking; locally
+    administered (0x0e...) so it never equals a Neutron-allocated MAC (fa:16:3e...)."""
+    return "0e:" + ":".join(f"{b:02x}" for b in hashlib.blake2s(vtep_ip.encode(), digest_size=5).digest())
 
 
 def device_name(port_id: str) -> str:
@@ -79,6 +107,10 @@ class Compiler:
         self.networks: dict[str, LNetwork] = {}
         self.ports: dict[str, LPort] = {}
         self.chassis: dict[str, LChassis] = {}
+        self.routers: dict[str, LRouter] = {}
+        #: router id -> its interface ports; network id -> routers attached to it (by interface count)
+        self.interfaces_by_router: dict[str, dict[str, str]] = {}  # router -> {port id: network id}
+        self.routers_by_network: dict[str, Counter[str]] = {}
         self.ports_by_network: dict[str, set[str]] = {}
         self.hosts_by_network: dict[str, Counter[str]] = {}
         self.networks_by_host: dict[str, Counter[str]] = {}
@@ -100,11 +132,18 @@ class Compiler:
         networks: dict[str, LNetwork | None] | None = None,
         ports: dict[str, LPort | None] | None = None,
         chassis: dict[str, LChassis | None] | None = None,
+        routers: dict[str, LRouter | None] | None = None,
     ) -> dict[str, Diff]:
         """Apply changed rows (None = deleted) at model revision `revision`; returns the chassis whose
         view changed, with the diff each got."""
         self.revision = max(self.revision, revision)
         dirty: set[tuple[str, str]] = set()
+        for rid, router in (routers or {}).items():
+            dirty |= self._router_sections(rid)
+            if router is None:
+                self.routers.pop(rid, None)
+            else:
+                self.routers[rid] = router
         touched_chassis: set[str] = set()
         for cid, ch in (chassis or {}).items():
             touched_chassis.add(cid)
@@ -137,7 +176,8 @@ class Compiler:
         return self._recompute(dirty, touched_chassis, revision)
 
     def load(
-        self, *, revision: int, networks: list[LNetwork], ports: list[LPort], chassis: list[LChassis]
+        self, *, revision: int, networks: list[LNetwork], ports: list[LPort], chassis: list[LChassis],
+        routers: list[LRouter] | None = None,
     ) -> None:
         """Start from a whole model (the controller's start): every view computed once."""
         self.update(
@@ -145,10 +185,15 @@ class Compiler:
             networks={n.id: n for n in networks},
             ports={p.id: p for p in ports},
             chassis={c.name: c for c in chassis},
+            routers={r.id: r for r in routers or ()},
         )
 
     def _index(self, port: LPort) -> None:
         self.ports[port.id] = port
+        if port.router:
+            self.interfaces_by_router.setdefault(port.router, {})[port.id] = port.network_id
+            self.routers_by_network.setdefault(port.network_id, Counter())[port.router] += 1
+            return
         if not port.host:
             return
         self.ports_by_network.setdefault(port.network_id, set()).add(port.id)
@@ -160,6 +205,14 @@ class Compiler:
         self._remote_json.pop(pid, None)
         if pid in self.binding_errors:
             self._binding_error(pid, None)
+        if old is not None and old.router:
+            dirty = self._network_sections(old.network_id)
+            self.interfaces_by_router[old.router].pop(pid, None)
+            attached = self.routers_by_network[old.network_id]
+            attached[old.router] -= 1
+            if attached[old.router] <= 0:
+                del attached[old.router]
+            return dirty
         if old is None or not old.host:
             return set()
         dirty = self._network_sections(old.network_id)
@@ -172,16 +225,33 @@ class Compiler:
         return dirty
 
     def _network_sections(self, nid: str) -> set[tuple[str, str]]:
-        return {(host, nid) for host in self.hosts_by_network.get(nid, ())}
+        """The sections that read network `nid`: its own on every chassis with a port on it, and those of
+        the routers attached to it (their interfaces and host routes come from it)."""
+        out = {(host, nid) for host in self.hosts_by_network.get(nid, ())}
+        for rid in self.routers_by_network.get(nid, ()):
+            out |= self._router_sections(rid)
+        return out
+
+    def _router_networks(self, rid: str) -> set[str]:
+        return set(self.interfaces_by_router.get(rid, {}).values())
+
+    def _router_sections(self, rid: str) -> set[tuple[str, str]]:
+        """A router's section on every chassis with a port on any of its networks (its whole span: a
+        distributed router exists wherever one of its VMs is)."""
+        key = ROUTER_KEY + rid
+        return {(host, key) for nid in self._router_networks(rid)
+                for host in self.hosts_by_network.get(nid, ())}
 
     # ------------------------------------------------------------------ compile
     def _section(self, host: str, nid: str) -> View | None:
+        if nid.startswith(ROUTER_KEY):
+            return self._router_section(host, nid[len(ROUTER_KEY):])
         net = self.networks.get(nid)
         hosts = self.hosts_by_network.get(nid)
         if net is None or not hosts or host not in hosts:
             return None
         me = self.chassis.get(host)
-        reason = unsupported(net, me) if me is not None else None
+        reason = unsupported(net, me, bool(self.routers_by_network.get(nid))) if me is not None else None
         for pid in self.ports_by_network.get(nid, ()):
             if self.ports[pid].host == host:
                 self._binding_error(pid, reason)
@@ -198,6 +268,7 @@ class Compiler:
             "flood": [],
             "multicast_group": None,
             "geneve_options": [],
+            "subnets": [subnet_to_json(sub) for sub in net.subnets],
         }
         if net.replication == "multicast" and net.multicast_group:
             entry["multicast_group"] = net.multicast_group
@@ -221,6 +292,49 @@ class Compiler:
                     remotes[f"{net.vni}/{p.mac}"] = remote
         self.sections_computed += 1
         return {"networks": {str(net.vni): entry}, "ports": ports, "remotes": remotes}
+
+    def _router_section(self, host: str, rid: str) -> View | None:
+        """Router `rid` as chassis `host` holds it: the anycast gateway of each attached subnet, a host
+        route per VM address on those subnets (with the VTEP and router MAC behind it) and the static
+        routes. Absent where the chassis cannot route (its ports show why, see `_section`)."""
+        router = self.routers.get(rid)
+        me = self.chassis.get(host)
+        if router is None or me is None or not me.routing:
+            return None
+        interfaces: list[dict[str, Any]] = []
+        attached: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        for pid in sorted(self.interfaces_by_router.get(rid, ())):
+            port = self.ports[pid]
+            net = self.networks.get(port.network_id)
+            if net is None:
+                continue
+            for ip in port.ips:
+                addr = ipaddress.ip_address(ip)
+                sub = next((s for s in net.subnets if addr in ipaddress.ip_network(s.cidr)), None)
+                if sub is None:
+                    continue
+                interfaces.append({"vni": net.vni, "cidr": sub.cidr, "gateway_ip": ip, "mac": port.mac,
+                                   "encap": net.encap})
+                attached.setdefault(net.id, []).append(ipaddress.ip_network(sub.cidr))
+        if not interfaces or not any(host in self.hosts_by_network.get(nid, ()) for nid in attached):
+            return None
+        hosts: list[dict[str, Any]] = []
+        for nid, cidrs in sorted(attached.items()):
+            net = self.networks[nid]
+            for pid in sorted(self.ports_by_network.get(nid, ())):
+                port = self.ports[pid]
+                ch = self.chassis.get(port.host)
+                if ch is None or unsupported(net, ch, True):
+                    continue  # not reachable: no VTEP yet, or it cannot route (its port is in ERROR)
+                for ip in port.ips:
+                    if any(ipaddress.ip_address(ip) in c for c in cidrs):
+                        hosts.append({"ip": ip, "vni": net.vni, "mac": port.mac, "vtep": ch.vtep_ip,
+                                      "rmac": router_mac(ch.vtep_ip)})
+        self.sections_computed += 1
+        entry = {"name": rid, "l3_vni": router.l3_vni, "rmac": router_mac(me.vtep_ip), "irb": router.irb,
+                 "interfaces": interfaces, "hosts": hosts,
+                 "routes": [{"destination": d, "nexthop": h} for d, h in router.routes]}
+        return {"routers": {rid: entry}}
 
     def _binding_error(self, pid: str, reason: str | None) -> None:
         if self.binding_errors.get(pid) == reason:
@@ -277,11 +391,13 @@ class Compiler:
         gives the same view however it was reached (two networks sharing a VNI, which the API prevents,
         still resolve the same way)."""
         view = views.empty()
-        for nid in sorted(self.networks_by_host.get(host, ())):
-            section = self.sections.get((host, nid))
+        nids = sorted(self.networks_by_host.get(host, ()))
+        rids = sorted({ROUTER_KEY + r for nid in nids for r in self.routers_by_network.get(nid, ())})
+        for key in nids + rids:
+            section = self.sections.get((host, key))
             if section is not None:
-                for table in views.TABLES:
-                    view[table].update(section[table])
+                for table, entries in section.items():
+                    view[table].update(entries)
         return view
 
     # ------------------------------------------------------------------ output
@@ -306,3 +422,4 @@ class Compiler:
 
 
 _NO_PORT = LPort(id="", network_id="", mac="", host="")
+ROUTER_KEY = "router/"  # a router's sections are keyed (host, ROUTER_KEY + router id)

@@ -1,6 +1,7 @@
 """A chassis view on the wire: three tables of JSON objects, and diffs between two of them.
 
-A view is `{"networks": {vni: network}, "ports": {port id: port}, "remotes": {"vni/mac": remote}}`, each
+A view is `{"networks": {vni: network}, "ports": {port id: port}, "remotes": {"vni/mac": remote},
+"routers": {router id: router}}`, each
 entry in the model's JSON form (`netweave.model.wire`) plus a few keys only the agent reads (`label`). A
 diff is `{table: {"set": {key: entry}, "del": [key]}}`; `patch(view, diff)` turns the old view into the new
 one, so an agent that applies every diff in order holds exactly what a full fetch would give it.
@@ -9,9 +10,9 @@ one, so an agent that applies every diff in order holds exactly what a full fetc
 from typing import Any
 
 from netweave.model import DatapathState
-from netweave.model.wire import network_from_json, port_from_json, remote_from_json
+from netweave.model.wire import network_from_json, port_from_json, remote_from_json, router_from_json
 
-TABLES = ("networks", "ports", "remotes")
+TABLES = ("networks", "ports", "remotes", "routers")
 #: keys of a view's port entry that are for the agent, not the datapath
 PORT_EXTRAS = ("label",)
 
@@ -74,4 +75,5 @@ def to_state(view: View, netns_for: Any = None) -> DatapathState:
         networks=tuple(network_from_json(n) for n in view.get("networks", {}).values()),
         ports=tuple(sorted(ports, key=lambda p: p.name)),
         remotes=tuple(remote_from_json(r) for r in view.get("remotes", {}).values()),
+        routers=tuple(router_from_json(r) for r in view.get("routers", {}).values()),
     )

@@ -24,11 +24,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from netweave.control.compiler import Compiler, LChassis, LNetwork, LPort
+from netweave.control.compiler import Compiler, LChassis, LNetwork, LPort, LRouter
 from netweave.controller import db, errors
 from netweave.controller.attributes import Attr, check_body, one_of, to_dict, to_str
-from netweave.controller.db import Chassis, IPAllocation, Network, Port, utcnow
+from netweave.controller.db import Chassis, IPAllocation, Network, Port, Router, Subnet, utcnow
+from netweave.controller.routers import ROUTER_INTERFACE_OWNERS
 from netweave.controller.store import Store
+from netweave.model import Subnet as VtepSubnet
 
 log = logging.getLogger(__name__)
 
@@ -60,24 +62,53 @@ CHASSIS_ATTRS = {
 }
 
 
-def logical_network(row: Network) -> LNetwork | None:
+def vtep_subnet(row: Subnet) -> VtepSubnet:
+    """A subnet as the VTEPs need it for native DHCP/RA."""
+    return VtepSubnet(cidr=row.cidr, gateway_ip=row.gateway_ip, dhcp=row.enable_dhcp,
+                      dns=tuple(row.dns_nameservers),
+                      host_routes=tuple((r["destination"], r["nexthop"]) for r in row.host_routes),
+                      ipv6_address_mode=row.ipv6_address_mode, ipv6_ra_mode=row.ipv6_ra_mode)
+
+
+def logical_network(row: Network, subnets: list[Subnet] | None = None) -> LNetwork | None:
     if row.segmentation_id is None or row.network_type not in ("vxlan", "geneve", "gre", "nvgre"):
         return None  # flat/VLAN networks have no overlay segment a VTEP carries
     return LNetwork(id=row.id, vni=row.segmentation_id, encap=row.network_type,
                     control_plane=row.control_plane, replication=row.replication,
-                    multicast_group=row.multicast_group, arp_suppression=row.arp_suppression)
+                    multicast_group=row.multicast_group, arp_suppression=row.arp_suppression,
+                    subnets=tuple(vtep_subnet(s) for s in sorted(subnets or (), key=lambda s: s.created_at)))
 
 
 def logical_chassis(row: Chassis) -> LChassis:
-    return LChassis(row.name, row.vtep_ip, encaps=tuple(row.encaps), datapath=row.datapath)
+    routing = row.capabilities.get("routing", True) if isinstance(row.capabilities, dict) else True
+    return LChassis(row.name, row.vtep_ip, encaps=tuple(row.encaps), datapath=row.datapath,
+                    routing=bool(routing))
+
+
+def logical_router(row: Router) -> LRouter | None:
+    if not row.admin_state_up:
+        return None  # a router that is administratively down routes nowhere
+    return LRouter(id=row.id, l3_vni=row.l3_vni, irb=row.irb,
+                   routes=tuple((r["destination"], r["nexthop"]) for r in row.routes))
 
 
 def logical_port(row: Port) -> LPort:
     netns = row.binding_profile.get("netns") if isinstance(row.binding_profile, dict) else None
+    router = row.device_id if row.device_owner in ROUTER_INTERFACE_OWNERS and row.device_id else ""
     return LPort(id=row.id, network_id=row.network_id, mac=row.mac_address,
-                 host=row.binding_host_id if row.admin_state_up else "",
+                 host=row.binding_host_id if row.admin_state_up and not router else "",
                  ips=tuple(sorted(a.ip_address for a in row.fixed_ips)), name=row.name,
-                 netns=netns if isinstance(netns, str) and netns else None)
+                 netns=netns if isinstance(netns, str) and netns else None, router=router)
+
+
+def _subnets_by_network(s: Session, network_ids: Any = None) -> dict[str, list[Subnet]]:
+    query = select(Subnet)
+    if network_ids is not None:
+        query = query.where(Subnet.network_id.in_(network_ids))
+    out: dict[str, list[Subnet]] = {}
+    for sub in s.scalars(query):
+        out.setdefault(sub.network_id, []).append(sub)
+    return out
 
 
 class ViewService:
@@ -99,21 +130,29 @@ class ViewService:
     # ------------------------------------------------------------------ compiler input
     def load(self) -> None:
         with self.lock, self.store.sessions() as s:
-            nets = [n for n in map(logical_network, s.scalars(select(Network))) if n is not None]
+            subnets = _subnets_by_network(s)
+            rows = s.scalars(select(Network))
+            nets = [n for n in (logical_network(row, subnets.get(row.id)) for row in rows) if n is not None]
             self.compiler.load(
                 revision=self.store.revision(s),
                 networks=nets,
                 ports=[logical_port(p) for p in s.scalars(select(Port))],
                 chassis=[logical_chassis(c) for c in s.scalars(select(Chassis))],
+                routers=[r for r in map(logical_router, s.scalars(select(Router))) if r is not None],
             )
             self._write_binding_errors()
 
     @staticmethod
     def _collect(session: Session) -> None:
-        dirty = session.info.setdefault("dirty", {"networks": set(), "ports": set(), "chassis": set()})
+        dirty = session.info.setdefault(
+            "dirty", {"networks": set(), "ports": set(), "chassis": set(), "routers": set()})
         for obj in chain(session.new, session.dirty, session.deleted):
             if isinstance(obj, Network):
                 dirty["networks"].add(obj.id)
+            elif isinstance(obj, Subnet):
+                dirty["networks"].add(obj.network_id)  # the subnets travel with their network
+            elif isinstance(obj, Router):
+                dirty["routers"].add(obj.id)
             elif isinstance(obj, Port):
                 dirty["ports"].add(obj.id)
             elif isinstance(obj, IPAllocation):
@@ -132,8 +171,12 @@ class ViewService:
         with self.lock:
             with self.store.sessions() as s:
                 nets: dict[str, LNetwork | None] = dict.fromkeys(dirty["networks"])
+                subnets = _subnets_by_network(s, dirty["networks"]) if dirty["networks"] else {}
                 for n in s.scalars(select(Network).where(Network.id.in_(dirty["networks"]))):
-                    nets[n.id] = logical_network(n)
+                    nets[n.id] = logical_network(n, subnets.get(n.id))
+                routers: dict[str, LRouter | None] = dict.fromkeys(dirty.get("routers", ()))
+                for r in s.scalars(select(Router).where(Router.id.in_(list(routers)))):
+                    routers[r.id] = logical_router(r)
                 ports: dict[str, LPort | None] = dict.fromkeys(dirty["ports"])
                 for p in s.scalars(select(Port).where(Port.id.in_(dirty["ports"]))):
                     ports[p.id] = logical_port(p)
@@ -142,7 +185,8 @@ class ViewService:
                     chassis[c.name] = logical_chassis(c)
                 if revision is None:
                     revision = self.store.revision(s)
-            changed = self.compiler.update(revision=revision, networks=nets, ports=ports, chassis=chassis)
+            changed = self.compiler.update(revision=revision, networks=nets, ports=ports, chassis=chassis,
+                                           routers=routers)
             self._write_binding_errors()
         self.compile_cpu_s += time.process_time() - started
         self.compiles += 1

@@ -27,7 +27,7 @@ from netweave.controller.typedrivers import TypeConfig
 
 OWNER_INTERFACE = "network:router_interface_distributed"
 OWNER_GATEWAY = "network:router_gateway"
-ROUTER_OWNERS = (OWNER_INTERFACE, OWNER_GATEWAY, "network:router_interface")
+ROUTER_INTERFACE_OWNERS = (OWNER_INTERFACE, "network:router_interface")
 
 
 def _irb(name: str, value: Any) -> str:
@@ -107,7 +107,7 @@ def _l3_vni(session: Session, cfg: TypeConfig) -> int:
 def _interface_subnets(session: Session, router_id: str) -> list[Subnet]:
     ids = [
         a.subnet_id
-        for p in _owned_ports(session, router_id, (OWNER_INTERFACE, "network:router_interface"))
+        for p in _owned_ports(session, router_id, ROUTER_INTERFACE_OWNERS)
         for a in p.fixed_ips
     ]
     return [s for s in (session.get(Subnet, i) for i in ids) if s is not None]
@@ -229,7 +229,7 @@ def update(session: Session, router_id: str, raw: Any) -> Router:
 
 def delete(session: Session, router_id: str) -> None:
     router = get(session, router_id)
-    if _owned_ports(session, router.id, (OWNER_INTERFACE, "network:router_interface")):
+    if _owned_ports(session, router.id, ROUTER_INTERFACE_OWNERS):
         e = errors.Conflict(f"Router {router.id} still has ports")
         e.type = "RouterInUse"
         raise e
@@ -312,7 +312,7 @@ def remove_interface(session: Session, router_id: str, raw: Any) -> dict[str, An
     router = get(session, router_id)
     if not isinstance(raw, dict) or not raw or set(raw) - {"subnet_id", "port_id"}:
         raise errors.BadRequest("Bad router request: specify either subnet_id or port_id.")
-    interfaces = _owned_ports(session, router.id, (OWNER_INTERFACE, "network:router_interface"))
+    interfaces = _owned_ports(session, router.id, ROUTER_INTERFACE_OWNERS)
     if "port_id" in raw:
         found = [p for p in interfaces if p.id == raw["port_id"]]
     else:

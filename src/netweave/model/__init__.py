@@ -4,6 +4,7 @@ No logic beyond validation. The standalone VTEP's YAML, the control socket and (
 per-chassis view all turn into these.
 """
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,6 +15,8 @@ from netweave.packet.tunnel import GeneveOption
 Mode = Literal["flood-learn", "static"]
 UnknownArp = Literal["flood", "drop"]
 MODES = ("flood-learn", "static")
+IRB_MODES = ("symmetric", "asymmetric")
+IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 
 
 def _check_mac(mac: str) -> str:
@@ -24,6 +27,46 @@ def _check_mac(mac: str) -> str:
 def _check_ip(ip: str) -> str:
     ip_to_bytes(ip)
     return ip
+
+
+def _check_cidr(cidr: str) -> str:
+    try:
+        return str(ipaddress.ip_network(cidr, strict=False))
+    except ValueError:
+        raise ValueError(f"{cidr!r} is not a CIDR") from None
+
+
+@dataclass(frozen=True)
+class Subnet:
+    """An IP subnet of a network, as a VTEP needs it to answer DHCP, DHCPv6 and router solicitations for
+    its local ports (the addresses come from each port's `ips`; this is the rest of the lease)."""
+
+    cidr: str
+    gateway_ip: str | None = None
+    dhcp: bool = False  # Neutron's enable_dhcp: answer DHCPv4 / DHCPv6 for ports with an address here
+    dns: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination CIDR, nexthop): option 121 / routes
+    ipv6_address_mode: str | None = None  # slaac | dhcpv6-stateful | dhcpv6-stateless
+    ipv6_ra_mode: str | None = None  # set: the VTEP answers router solicitations with this mode
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cidr", _check_cidr(self.cidr))
+        net = ipaddress.ip_network(self.cidr)
+        for ip in (self.gateway_ip, *self.dns, *(hop for _, hop in self.host_routes)):
+            if ip is not None:
+                _check_ip(ip)
+        for dest, _ in self.host_routes:
+            _check_cidr(dest)
+        if self.gateway_ip is not None and ipaddress.ip_address(self.gateway_ip) not in net:
+            raise ValueError(f"subnet {self.cidr}: gateway {self.gateway_ip} is outside it")
+        for mode in (self.ipv6_address_mode, self.ipv6_ra_mode):
+            if mode is not None and (net.version != 6 or mode not in IPV6_MODES):
+                raise ValueError(f"subnet {self.cidr}: IPv6 mode {mode!r} is not one of "
+                                 f"{', '.join(IPV6_MODES)} on an IPv6 subnet")
+
+    @property
+    def version(self) -> int:
+        return ipaddress.ip_network(self.cidr).version
 
 
 @dataclass(frozen=True)
@@ -41,6 +84,7 @@ class Network:
     #: where the control plane knows every MAC and a miss means "not here")
     unknown_unicast: UnknownArp = "flood"
     geneve_options: tuple[GeneveOption, ...] = ()  # sent with every Geneve packet of this network
+    subnets: tuple[Subnet, ...] = ()  # for native DHCP/RA; routing comes from `Router`
 
     def __post_init__(self) -> None:
         check_vni(self.encap, self.vni)
@@ -104,13 +148,84 @@ class Remote:
 
 
 @dataclass(frozen=True)
+class RouterInterface:
+    """A router's leg on one subnet: the anycast gateway. Every chassis answers for `gateway_ip` with
+    `mac` (the interface port's MAC), so a VM's first hop is always its own host."""
+
+    vni: int  # the subnet's network (L2 VNI)
+    cidr: str
+    gateway_ip: str
+    mac: str
+    encap: str = "vxlan"  # the network's encapsulation: asymmetric IRB tunnels routed frames on it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cidr", _check_cidr(self.cidr))
+        object.__setattr__(self, "mac", _check_mac(self.mac))
+        if ipaddress.ip_address(self.gateway_ip) not in ipaddress.ip_network(self.cidr):
+            raise ValueError(f"router interface {self.cidr}: gateway {self.gateway_ip} is outside it")
+
+
+@dataclass(frozen=True)
+class RouterHost:
+    """A VM address the router can reach: on network `vni` with `mac`, behind VTEP `vtep` (this host's
+    own VTEP IP for local VMs). `rmac` is that VTEP's router MAC, the inner destination of symmetric IRB."""
+
+    ip: str
+    vni: int
+    mac: str
+    vtep: str
+    rmac: str
+
+    def __post_init__(self) -> None:
+        _check_ip(self.ip)
+        _check_ip(self.vtep)
+        object.__setattr__(self, "mac", _check_mac(self.mac))
+        object.__setattr__(self, "rmac", _check_mac(self.rmac))
+
+
+@dataclass(frozen=True)
+class Route:
+    """A router's static route (Neutron's extra route): `destination` via `nexthop`, which must be on one
+    of the router's subnets."""
+
+    destination: str
+    nexthop: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "destination", _check_cidr(self.destination))
+        _check_ip(self.nexthop)
+
+
+@dataclass(frozen=True)
+class Router:
+    """A tenant routing domain (VRF) as one chassis holds it: its interfaces, the VMs it can reach and its
+    static routes. `rmac` is this chassis' router MAC (symmetric IRB's inner MACs on the L3 VNI)."""
+
+    name: str  # the router's id
+    l3_vni: int
+    rmac: str
+    irb: str = "symmetric"  # symmetric | asymmetric
+    interfaces: tuple[RouterInterface, ...] = ()
+    hosts: tuple[RouterHost, ...] = ()
+    routes: tuple[Route, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_vni("vxlan", self.l3_vni)
+        object.__setattr__(self, "rmac", _check_mac(self.rmac))
+        if self.irb not in IRB_MODES:
+            raise ValueError(f"router {self.name}: irb must be one of {', '.join(IRB_MODES)}")
+
+
+@dataclass(frozen=True)
 class DatapathState:
-    """Everything a datapath is told to hold: the networks, the VM ports to wire and the remote MACs.
-    A datapath's `apply` makes itself equal to one of these (and changes nothing when it already is)."""
+    """Everything a datapath is told to hold: the networks, the VM ports to wire, the remote MACs and the
+    routers. A datapath's `apply` makes itself equal to one of these (and changes nothing when it already
+    is)."""
 
     networks: tuple[Network, ...] = ()
     ports: tuple[Port, ...] = ()
     remotes: tuple[Remote, ...] = ()
+    routers: tuple[Router, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,17 @@ Decoding validates (the dataclasses check themselves); a bad object raises Value
 from dataclasses import asdict
 from typing import Any
 
-from netweave.model import DatapathState, Network, Port, Remote
+from netweave.model import (
+    DatapathState,
+    Network,
+    Port,
+    Remote,
+    Route,
+    Router,
+    RouterHost,
+    RouterInterface,
+    Subnet,
+)
 from netweave.packet.tunnel import GeneveOption
 
 Json = dict[str, Any]
@@ -37,7 +47,26 @@ def _fields(obj: Any, kind: str, allowed: set[str], required: set[str]) -> Json:
 
 
 _NETWORK = {"vni", "encap", "mode", "flood", "multicast_group", "arp_suppression", "unknown_arp",
-            "unknown_unicast", "geneve_options"}
+            "unknown_unicast", "geneve_options", "subnets"}
+_SUBNET = {"cidr", "gateway_ip", "dhcp", "dns", "host_routes", "ipv6_address_mode", "ipv6_ra_mode"}
+
+
+def subnet_to_json(sub: Subnet) -> Json:
+    out = asdict(sub)
+    out["dns"] = list(sub.dns)
+    out["host_routes"] = [{"destination": d, "nexthop": h} for d, h in sub.host_routes]
+    return out
+
+
+def subnet_from_json(obj: Any) -> Subnet:
+    d = dict(_fields(obj, "subnet", _SUBNET, {"cidr"}))
+    try:
+        d["dns"] = ips_of(d.get("dns"))
+        d["host_routes"] = tuple((str(r["destination"]), str(r["nexthop"])) for r in d.get("host_routes", ()))
+        d["dhcp"] = bool(d.get("dhcp", False))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"subnet: malformed attribute: {exc}") from None
+    return Subnet(**d)
 
 
 def network_to_json(net: Network) -> Json:
@@ -45,6 +74,7 @@ def network_to_json(net: Network) -> Json:
     out["flood"] = list(net.flood)
     out["geneve_options"] = [{"class": o.option_class, "type": o.type, "data": o.data.hex()}
                              for o in net.geneve_options]
+    out["subnets"] = [subnet_to_json(s) for s in net.subnets]
     return out
 
 
@@ -57,6 +87,7 @@ def network_from_json(obj: Any) -> Network:
             GeneveOption(option_class=int(o["class"]), type=int(o["type"]),
                          data=bytes.fromhex(o.get("data", "")))
             for o in d.get("geneve_options", ()))
+        d["subnets"] = tuple(subnet_from_json(x) for x in d.get("subnets", ()))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"network: malformed attribute: {exc}") from None
     return Network(**d)
@@ -95,17 +126,46 @@ def remote_from_json(obj: Any) -> Remote:
     return Remote(vni=int(d["vni"]), mac=str(d["mac"]), vtep=str(d["vtep"]), ips=ips)
 
 
+_ROUTER = {"name", "l3_vni", "rmac", "irb", "interfaces", "hosts", "routes"}
+
+
+def router_to_json(router: Router) -> Json:
+    out = asdict(router)
+    for key in ("interfaces", "hosts", "routes"):
+        out[key] = list(out[key])
+    return out
+
+
+def router_from_json(obj: Any) -> Router:
+    d = dict(_fields(obj, "router", _ROUTER, {"name", "l3_vni", "rmac"}))
+    try:
+        d["l3_vni"] = int(d["l3_vni"])
+        d["interfaces"] = tuple(RouterInterface(**_fields(i, "router interface", {
+            "vni", "cidr", "gateway_ip", "mac", "encap"}, {"vni", "cidr", "gateway_ip", "mac"}))
+            for i in d.get("interfaces", ()))
+        d["hosts"] = tuple(RouterHost(**_fields(h, "router host", {"ip", "vni", "mac", "vtep", "rmac"},
+                                                {"ip", "vni", "mac", "vtep", "rmac"}))
+                           for h in d.get("hosts", ()))
+        route_keys = {"destination", "nexthop"}
+        d["routes"] = tuple(Route(**_fields(r, "route", route_keys, route_keys)) for r in d.get("routes", ()))
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"router: malformed attribute: {exc}") from None
+    return Router(**d)
+
+
 def state_to_json(state: DatapathState) -> Json:
     return {"networks": [network_to_json(n) for n in state.networks],
             "ports": [port_to_json(p) for p in state.ports],
-            "remotes": [remote_to_json(r) for r in state.remotes]}
+            "remotes": [remote_to_json(r) for r in state.remotes],
+            "routers": [router_to_json(r) for r in state.routers]}
 
 
 def state_from_json(obj: Any) -> DatapathState:
-    d = _fields(obj, "state", {"networks", "ports", "remotes"}, set())
-    for key in ("networks", "ports", "remotes"):
+    d = _fields(obj, "state", {"networks", "ports", "remotes", "routers"}, set())
+    for key in ("networks", "ports", "remotes", "routers"):
         if not isinstance(d.get(key, []), list):
             raise ValueError(f"state: {key} must be a list")
     return DatapathState(networks=tuple(network_from_json(n) for n in d.get("networks", [])),
                          ports=tuple(port_from_json(p) for p in d.get("ports", [])),
-                         remotes=tuple(remote_from_json(r) for r in d.get("remotes", [])))
+                         remotes=tuple(remote_from_json(r) for r in d.get("remotes", [])),
+                         routers=tuple(router_from_json(r) for r in d.get("routers", [])))
