@@ -7,15 +7,12 @@ a subprocess (`python -m netweave.lab.cli`), as a user runs it: its daemons outl
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +23,10 @@ import yaml
 from netweave.lab import state as lab_state
 from netweave.lab.spec import default_lab
 
-from .topo import VENV_BIN, free_port
+from .conftest import Lab
+from .topo import VENV_BIN
 
 pytestmark = pytest.mark.netns
-
-Lab = Callable[[dict[str, Any]], tuple[str, Path]]
 
 
 def lab_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -58,28 +54,6 @@ def tagged_processes(name: str) -> list[int]:
 
 def root_links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """Write a lab file with a fresh name and port; every lab made here is taken down afterwards."""
-    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "ping", "nsenter")):
-        pytest.skip("needs root, iproute2, iputils-ping and nsenter")
-    names: list[str] = []
-
-    def make(doc: dict[str, Any]) -> tuple[str, Path]:
-        name = "t" + secrets.token_hex(3)
-        names.append(name)
-        doc = {**doc, "name": name, "api": {"listen": f"127.0.0.1:{free_port()}"}}
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        return name, path
-
-    try:
-        yield make
-    finally:
-        for name in names:
-            lab_state.down(name)
 
 
 PLUMBING = textwrap.dedent(

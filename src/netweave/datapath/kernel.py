@@ -1080,7 +1080,10 @@ class KernelDatapath:
         feats = probe_features()
         return {"datapath": "kernel", "encaps": ["vxlan"] if feats["vxlan"] else [], "features": feats,
                 "arp_suppression": feats["neigh_suppress"], "nd_suppression": feats["neigh_suppress"],
-                "multicast": feats["vxlan"], "unknown_unicast_drop": True, "unknown_arp_drop": False}
+                "multicast": feats["vxlan"], "unknown_unicast_drop": True, "unknown_arp_drop": False,
+                # distributed routing needs a VRF per router (or a qrouter namespace); this datapath
+                # does neither yet, so the controller never gives it a router (docs/architecture.md)
+                "routing": False, "dhcp": False}
 
     def _unsupported(self, net: Network) -> str | None:
         if net.encap == "vxlan":

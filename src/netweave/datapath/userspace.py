@@ -21,8 +21,9 @@ from pyroute2 import netns
 from netweave.datapath.gro import PLAIN, VNET_HDR_LEN, Coalescer
 from netweave.datapath.sockets import UnderlaySockets
 from netweave.datapath.tap import NamespaceGone, Tap, TapError, open_tap
-from netweave.dataplane import PORT, Dataplane
-from netweave.model import DatapathState, Network, Port, Remote
+from netweave.dataplane import PORT, VTEP, Dataplane
+from netweave.dataplane.pipeline import TUNNEL_TARGET
+from netweave.model import DatapathState, Network, Port, Remote, Router
 from netweave.packet import DecodeError, Geneve, Gre, Vxlan, flow_hash, nvgre_key
 from netweave.packet.encap import EPHEMERAL_LOW, EPHEMERAL_SPAN
 from netweave.packet.l2 import ETH_P_TEB
@@ -96,6 +97,9 @@ class UserspaceDatapath:
         self.gro: dict[str, Coalescer] = {}
         self._tap_by_fd: dict[int, str] = {}
         self.encaps: dict[int, _Encapsulator] = {}
+        #: senders for routed frames on VNIs that are not local networks: routers' L3 VNIs (VXLAN) and,
+        #: for asymmetric IRB, the other subnets of a router
+        self.route_encaps: dict[int, _Encapsulator] = {}
         self._stopping = False
         self._last_age = time.monotonic()
         self._vni_encap: dict[int, str] = {}
@@ -106,7 +110,8 @@ class UserspaceDatapath:
     # ---------------------------------------------------------------- configuration
     def capabilities(self) -> dict[str, Any]:
         return {"datapath": "userspace", "encaps": ["vxlan", "geneve", "gre", "nvgre"],
-                "arp_suppression": True, "nd_suppression": True, "multicast": True}
+                "arp_suppression": True, "nd_suppression": True, "multicast": True, "routing": True,
+                "dhcp": True}
 
     def add_network(self, net: Network) -> None:
         self.dp.add_network(net)
@@ -165,6 +170,23 @@ class UserspaceDatapath:
     def add_remote(self, remote: Remote, origin: str = "static") -> None:
         self.dp.add_remote(remote, origin)
 
+    def set_routers(self, routers: tuple[Router, ...]) -> None:
+        """Hold exactly `routers` (replacing changed ones whole) and the tunnel senders they need."""
+        want = {r.name: r for r in routers}
+        for name in [n for n, t in self.dp.routers.items() if want.get(n) != t.spec]:
+            self.dp.remove_router(name)
+        for name, router in want.items():
+            if name not in self.dp.routers:
+                self.dp.add_router(router)
+        needed = {r.l3_vni: Network(vni=r.l3_vni, encap="vxlan") for r in routers}
+        for r in routers:
+            for iface in r.interfaces:
+                needed.setdefault(iface.vni, Network(vni=iface.vni, encap=iface.encap))
+        self.route_encaps = {vni: self.route_encaps[vni] if vni in self.route_encaps and
+                             self.route_encaps[vni].encap == net.encap else
+                             _Encapsulator(net, self.sockets, self.fixed_source_port)
+                             for vni, net in needed.items()}
+
     def remotes(self) -> dict[tuple[int, str], Remote]:
         """The remote MACs configured (not learned): FIB entries to a VTEP plus their bindings."""
         ips: dict[tuple[int, str], list[str]] = {}
@@ -176,7 +198,8 @@ class UserspaceDatapath:
 
     def state(self) -> DatapathState:
         return DatapathState(networks=tuple(n.spec for n in self.dp.networks.values()),
-                             ports=tuple(self.dp.ports.values()), remotes=tuple(self.remotes().values()))
+                             ports=tuple(self.dp.ports.values()), remotes=tuple(self.remotes().values()),
+                             routers=tuple(t.spec for t in self.dp.routers.values()))
 
     def apply(self, want: DatapathState) -> dict[str, Any]:
         """Make the datapath hold exactly `want`: compare with what it holds and change only the
@@ -244,6 +267,15 @@ class UserspaceDatapath:
                     self.dp.remove_remote(*key)
                 self.add_remote(remote, "control")
                 note("remotes", "added" if key not in have_remotes else "updated", f"{key[0]}/{key[1]}")
+        have_routers = {n: t.spec for n, t in self.dp.routers.items()}
+        want_routers = {r.name: r for r in want.routers}
+        if have_routers != want_routers:
+            for name in sorted(set(have_routers) | set(want_routers)):
+                if have_routers.get(name) != want_routers.get(name):
+                    what = "removed" if name not in want_routers else (
+                        "added" if name not in have_routers else "updated")
+                    note("routers", what, name)
+            self.set_routers(want.routers)
         return out
 
     def register(self, fileobj: Any, callback: Callable[[Any], None]) -> None:
@@ -271,6 +303,12 @@ class UserspaceDatapath:
                         os.write(tap.fd, held)
                     os.write(tap.fd, PLAIN + frame)
                     c = counters.port[name]
+                elif kind == TUNNEL_TARGET:  # routed: the VNI is in the target, "<vni> <vtep>"
+                    out_vni, vtep = name.split(" ", 1)
+                    routed_vni = int(out_vni)
+                    enc = self.encaps.get(routed_vni) or self.route_encaps[routed_vni]
+                    enc.send(frame, vtep)
+                    c = counters.vni.get(routed_vni) or counters.vni[vni]
                 else:
                     self.encaps[vni].send(frame, name)
                     c = counters.vni[vni]
@@ -297,7 +335,7 @@ class UserspaceDatapath:
                 self._lost(name, exc)
                 return
             targets, out = from_port(name, frame, now)
-            if len(targets) == 1 and targets[0][0] != PORT:  # the fast path: one remote VTEP
+            if len(targets) == 1 and targets[0][0] == VTEP:  # the fast path: one remote VTEP
                 try:
                     send(out, targets[0][1])
                 except OSError:

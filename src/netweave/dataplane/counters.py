@@ -10,10 +10,12 @@ Plain dicts of ints, so the hot path pays one dict increment per counter it touc
 from collections import Counter
 
 VNI_COUNTERS = ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "flooded", "suppressed_arp",
-                "suppressed_nd", "learned", "moved", "aged", "drops")
+                "suppressed_nd", "learned", "moved", "aged", "routed", "gateway_replies", "dhcp_replies",
+                "drops")
 PORT_COUNTERS = ("rx_frames", "rx_bytes", "tx_frames", "tx_bytes", "drops")
 DROP_REASONS = ("no_such_vni", "no_such_port", "bad_header", "mtu", "unknown_arp", "unknown_nd",
-                "split_horizon", "no_flood_target", "loop", "malformed")
+                "split_horizon", "no_flood_target", "loop", "malformed", "ttl_exceeded", "no_route",
+                "not_routable")
 
 
 class Counters:

@@ -6,31 +6,44 @@ built itself) and a tuple of targets `(kind, name)` with kind PORT (a local port
 remote VTEP IP) or GROUP (the VNI's multicast group).
 
 The flow cache is the fast path. For frames whose decision depends only on the Ethernet header (all but
-ARP and IPv6 neighbour discovery, which are inspected every time), the decision is stored under the exact
-key (ingress, Ethernet header) and reused until any table changes: every table bumps a revision, and a
-changed revision empties the cache. A hit costs a dict lookup, a timestamp refresh of the source's learned
-FIB entry and the counters.
+ARP, IPv6 neighbour discovery and IP multicast/broadcast, which can be DHCP, DHCPv6 or router
+solicitations: those are inspected every time), the decision is stored under the exact key (ingress,
+Ethernet header) and reused until any table changes: every table bumps a revision, and a changed revision
+empties the cache. A hit costs a dict lookup, a timestamp refresh of the source's learned FIB entry and the
+counters.
+
+Routing (`netweave.dataplane.routing`): a frame a VM sends to its gateway's MAC is routed by the
+distributed router of its network; the flow cache only says "route it" (the Ethernet header cannot tell
+where), the router's own cache keyed by destination address does the rest. Routed frames leave as PORT
+targets or as TUNNEL targets `"<vni> <vtep>"`, which carry their own VNI (the router's L3 VNI, or another
+network's), unlike VTEP targets that use the ingress network's. The VTEP answers ARP/ND and pings for
+gateway addresses itself, and DHCP / DHCPv6 / router solicitations for its local ports
+(`netweave.dataplane.dhcp`).
 """
 
 import dataclasses
 from dataclasses import dataclass, field
 
+from netweave.dataplane import dhcp
 from netweave.dataplane.counters import Counters
 from netweave.dataplane.fib import FibEntry, L2Fib
-from netweave.dataplane.replies import arp_reply, frag_needed, neighbor_advert
-from netweave.model import Network, Port, Remote
+from netweave.dataplane.replies import arp_reply, echo_reply, frag_needed, icmp_error, neighbor_advert
+from netweave.dataplane.routing import LOCAL, NO_ROUTE, TUNNEL, RouterTable, decrement_ttl
+from netweave.model import Network, Port, Remote, Router, RouterInterface
 from netweave.packet import Arp, DecodeError, IPv6, NeighborAdvert, NeighborSolicit
-from netweave.packet.addr import ip_version, mac_from_bytes, mac_to_bytes
+from netweave.packet.addr import ip_to_bytes, ip_version, mac_from_bytes, mac_to_bytes
 from netweave.packet.icmp import ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT
 from netweave.packet.ip import IPPROTO_ICMPV6
 from netweave.packet.overhead import overhead_bytes
 
-PORT, VTEP, GROUP = 0, 1, 2
+#: target kinds; ROUTE is internal (a cached "the router decides"), the datapath never sees it
+PORT, VTEP, GROUP, TUNNEL_TARGET, ROUTE = 0, 1, 2, 3, 4
 Target = tuple[int, str]
 Result = tuple[tuple[Target, ...], bytes]
 NOTHING: Result = ((), b"")
 
 ETH_ARP = b"\x08\x06"
+ETH_IPV4 = b"\x08\x00"
 ETH_IPV6 = b"\x86\xdd"
 ETH_LEN = 14
 
@@ -45,6 +58,7 @@ class Binding:
 #: unknown unicast dropped (then max length is UNKNOWN_DROPPED)
 Decision = tuple[tuple[Target, ...], FibEntry | None, bool, int]
 UNKNOWN_DROPPED = -1
+ROUTED = -2  # max length of a routed decision: every frame "exceeds" it, which leads off the L2 fast path
 
 
 @dataclass
@@ -56,6 +70,10 @@ class _Net:
     counters: dict[str, int] = field(default_factory=dict)
     #: flow cache of frames from the underlay: remote VTEP -> Ethernet header -> decision
     tunnel_cache: dict[str, dict[bytes, Decision]] = field(default_factory=dict)
+    #: the anycast gateways on this network: gateway MAC -> router, gateway address (incl. the IPv6
+    #: link-local of its MAC) -> (router, interface)
+    gateway_macs: dict[bytes, RouterTable] = field(default_factory=dict)
+    gateway_ips: dict[bytes, tuple[RouterTable, RouterInterface]] = field(default_factory=dict)
 
 
 class Dataplane:
@@ -71,6 +89,8 @@ class Dataplane:
         self.networks: dict[int, _Net] = {}
         self.ports: dict[str, Port] = {}
         self.bindings: dict[tuple[int, str], Binding] = {}
+        self.routers: dict[str, RouterTable] = {}
+        self.l3_vnis: dict[int, RouterTable] = {}
         self._rev = 0
         self._cache_rev = -1
         #: per port (spec, its counters, its network, its flow cache: Ethernet header -> decision), so a
@@ -90,6 +110,17 @@ class Dataplane:
         self._rev += 1
         self._port_state = {name: (p, self.counters.add_port(name), self.networks[p.vni], {})
                             for name, p in self.ports.items() if p.vni in self.networks}
+        for state in self.networks.values():
+            state.gateway_macs, state.gateway_ips = {}, {}
+        for router in self.routers.values():
+            for iface in router.spec.interfaces:
+                served = self.networks.get(iface.vni)
+                if served is None:
+                    continue  # symmetric IRB: a subnet with no local port is reached over the L3 VNI
+                served.gateway_macs[mac_to_bytes(iface.mac)] = router
+                served.gateway_ips[ip_to_bytes(iface.gateway_ip)] = (router, iface)
+                if ":" in iface.gateway_ip:
+                    served.gateway_ips[ip_to_bytes(dhcp.link_local(iface.mac))] = (router, iface)
         self._flush_flow_cache()
 
     def inner_mtu(self, vni: int) -> int:
@@ -179,6 +210,23 @@ class Dataplane:
             raise KeyError(f"no binding for {ip} in vni {vni}")
         self._changed()
 
+    def add_router(self, router: Router) -> None:
+        """Add or replace a router (its whole table: the routes it decided are forgotten)."""
+        old = self.routers.get(router.name)
+        if old is not None:
+            self.l3_vnis.pop(old.spec.l3_vni, None)
+        table = RouterTable(router, self.vtep_ip)
+        self.routers[router.name] = table
+        self.l3_vnis[router.l3_vni] = table
+        self._changed()
+
+    def remove_router(self, name: str) -> None:
+        table = self.routers.pop(name, None)
+        if table is None:
+            raise KeyError(f"no router {name!r}")
+        self.l3_vnis.pop(table.spec.l3_vni, None)
+        self._changed()
+
     def age(self, now: float) -> int:
         """Expire learned FIB entries; returns how many went."""
         gone = self.fib.age(now)
@@ -200,6 +248,8 @@ class Dataplane:
             state[3].clear()
         for net in self.networks.values():
             net.tunnel_cache.clear()
+        for router in self.routers.values():
+            router.cache.clear()
         self._cache_rev = self._rev + self.fib.revision  # both only grow: the sum moves iff either does
 
     def flow_cache_entries(self) -> int:
@@ -239,7 +289,8 @@ class Dataplane:
             if special is not None:
                 return special
             hit = self._port_decision(net, name, frame, now)
-            cache[key] = hit
+            if not frame[0] & 1 or frame[12:14] not in (ETH_IPV4, ETH_IPV6):
+                cache[key] = hit  # IP multicast/broadcast may be DHCP or an RS: looked at every time
         else:
             self.cache_hits += 1
             if hit[1] is not None:
@@ -252,6 +303,8 @@ class Dataplane:
                 nc["flooded"] += 1
             return targets, frame
         if len(frame) > max_frame:
+            if max_frame == ROUTED:
+                return self._route(net, name, frame)
             return self._too_big(net, name, frame)
         if flooded:
             nc["flooded"] += 1
@@ -264,6 +317,9 @@ class Dataplane:
         no_limit = 1 << 30
         if frame[0] & 1:
             return self._flood_from_port(net, name), src_entry, True, ETH_LEN + net.inner_mtu
+        router = net.gateway_macs.get(frame[:6])
+        if router is not None:
+            return ((ROUTE, router.spec.name),), src_entry, False, ROUTED
         entry = self.fib.lookup(vni, frame[:6])
         if entry is None:
             if net.spec.unknown_unicast == "drop":
@@ -279,10 +335,10 @@ class Dataplane:
     def _flood_from_port(self, net: _Net, name: str) -> tuple[Target, ...]:
         return tuple((PORT, p) for p in net.ports if p != name) + net.flood_remote
 
-    def _too_big(self, net: _Net, name: str, frame: bytes) -> Result:
+    def _too_big(self, net: _Net, name: str, frame: bytes, mtu: int | None = None) -> Result:
         self.counters.drop("mtu", net.spec.vni, name)
         try:
-            reply = frag_needed(frame, net.inner_mtu)
+            reply = frag_needed(frame, net.inner_mtu if mtu is None else mtu)
         except DecodeError:
             reply = None
         if reply is None:
@@ -290,14 +346,131 @@ class Dataplane:
         return ((PORT, name),), reply
 
     def _port_special(self, net: _Net, name: str, frame: bytes, now: float) -> Result | None:
-        """ARP and neighbour discovery: suppression and binding learning. None = forward normally."""
+        """ARP and neighbour discovery: suppression, the gateway's answers and binding learning; DHCP,
+        DHCPv6 and router solicitations answered by the native DHCP. None = forward normally."""
         etype = frame[12:14]
         if etype == ETH_ARP:
             return self._arp(net, frame, now, ingress_port=name)
         if etype == ETH_IPV6 and len(frame) >= 62 and frame[20] == IPPROTO_ICMPV6 and frame[54] in (
                 ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT):
             return self._nd(net, frame, now, ingress_port=name)
+        if frame[0] & 1 and net.spec.subnets:
+            return self._dhcp(net, name, frame)
         return None
+
+    def _server_mac(self, net: _Net, version: int) -> str:
+        """The MAC the native DHCP answers from: the network's gateway (so a unicast renewal to the
+        server identifier, the gateway address, reaches the router that answers it), else a MAC of the
+        VNI's own (locally administered)."""
+        for _, iface in net.gateway_ips.values():
+            if (":" in iface.gateway_ip) == (version == 6):
+                return iface.mac
+        return "0e:00:" + ":".join(f"{b:02x}" for b in net.spec.vni.to_bytes(4, "big"))
+
+    def _dhcp(self, net: _Net, name: str, frame: bytes) -> Result | None:
+        port = self.ports[name]
+        subnets = net.spec.subnets
+        try:
+            if dhcp.is_dhcp4(frame):
+                reply = dhcp.dhcp4_reply(frame, port, subnets, server_mac=self._server_mac(net, 4),
+                                         mtu=net.inner_mtu)
+            elif dhcp.is_dhcp6(frame):
+                reply = dhcp.dhcp6_reply(frame, port, subnets, server_mac=self._server_mac(net, 6))
+            elif dhcp.is_router_solicit(frame):
+                reply = dhcp.router_advert(frame, port, subnets, router_mac=self._server_mac(net, 6),
+                                           mtu=net.inner_mtu)
+            else:
+                return None
+        except DecodeError:
+            self.counters.drop("malformed", net.spec.vni, name)
+            return NOTHING
+        if reply is None:
+            return None  # not ours to answer (no DHCP on its subnet): bridged like any frame
+        net.counters["dhcp_replies"] += 1
+        return ((PORT, name),), reply
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, net: _Net, name: str, frame: bytes) -> Result:
+        """A frame a local VM sent to its gateway's MAC: answered (to the gateway itself), or routed
+        with one TTL decrement to a local VM or through a tunnel; ICMP errors back to the VM."""
+        router = net.gateway_macs.get(frame[:6])
+        vni = net.spec.vni
+        etype = frame[12:14]
+        if router is None or etype not in (ETH_IPV4, ETH_IPV6):
+            self.counters.drop("not_routable", vni, name)
+            return NOTHING
+        v4 = etype == ETH_IPV4
+        if len(frame) < (34 if v4 else 54) or frame[14] >> 4 != (4 if v4 else 6):
+            self.counters.drop("malformed", vni, name)
+            return NOTHING
+        dst = frame[30:34] if v4 else frame[38:54]
+        ttl = frame[22] if v4 else frame[21]
+        try:
+            if dst in router.gateway_ips:
+                return self._to_gateway(net, name, frame)
+            if ttl <= 1:
+                self.counters.drop("ttl_exceeded", vni, name)
+                return self._icmp(router, vni, name, frame, time_exceeded=True)
+            d = router.decide(dst)
+            if d.kind == LOCAL:
+                entry = self.fib.lookup(d.vni, d.dst_mac)
+                if entry is None or entry.port is None:
+                    self.counters.drop("no_route", vni, name)
+                    return self._icmp(router, vni, name, frame, code=1 if v4 else 3)
+                net.counters["routed"] += 1
+                return ((PORT, entry.port),), b"".join((d.dst_mac, d.src_mac, decrement_ttl(frame)[12:]))
+            if d.kind == TUNNEL:
+                limit = ETH_LEN + self.underlay_mtu - overhead_bytes(d.encap, self.underlay)
+                if len(frame) > limit:
+                    return self._too_big(net, name, frame, limit - ETH_LEN)
+                net.counters["routed"] += 1
+                out = b"".join((d.dst_mac, d.src_mac, decrement_ttl(frame)[12:]))
+                return ((TUNNEL_TARGET, d.target),), out
+            self.counters.drop("no_route", vni, name)
+            return self._icmp(router, vni, name, frame, code=0 if d.kind == NO_ROUTE else (1 if v4 else 3))
+        except DecodeError:
+            self.counters.drop("malformed", vni, name)
+            return NOTHING
+
+    def _icmp(self, router: RouterTable, vni: int, name: str, frame: bytes, *, time_exceeded: bool = False,
+              code: int = 0) -> Result:
+        """An ICMP error for `frame` from the router's address on the sender's subnet."""
+        ingress = router.interface(vni, 6 if frame[12:14] == ETH_IPV6 else 4)
+        if ingress is None:
+            return NOTHING  # no address of the sender's family on this router to answer from
+        reply = icmp_error(frame, ingress.gateway_ip, ingress.mac, time_exceeded=time_exceeded, code=code)
+        return (((PORT, name),), reply) if reply is not None else NOTHING
+
+    def _to_gateway(self, net: _Net, name: str, frame: bytes) -> Result:
+        """Traffic for a gateway address: pings are answered, unicast DHCP renewals go to the native
+        DHCP; the rest is dropped (the router runs no services)."""
+        reply = echo_reply(frame)
+        if reply is not None:
+            net.counters["gateway_replies"] += 1
+            return ((PORT, name),), reply
+        answer = self._dhcp(net, name, frame) if net.spec.subnets else None
+        if answer is not None:
+            return answer
+        self.counters.drop("not_routable", net.spec.vni, name)
+        return NOTHING
+
+    def _from_l3_vni(self, router: RouterTable, frame: bytes) -> Result:
+        """Symmetric IRB, egress: a frame routed by another chassis, for one of our VMs. Delivered with
+        its MACs rewritten and no second TTL decrement (the router is one logical hop)."""
+        etype = frame[12:14]
+        if frame[:6] != router.rmac or etype not in (ETH_IPV4, ETH_IPV6) or len(frame) < (
+                34 if etype == ETH_IPV4 else 54):
+            self.counters.drop("not_routable", router.spec.l3_vni)
+            return NOTHING
+        d = router.decide(frame[30:34] if etype == ETH_IPV4 else frame[38:54])
+        entry = self.fib.lookup(d.vni, d.dst_mac) if d.kind == LOCAL else None
+        if entry is None or entry.port is None:
+            self.counters.drop("no_route", router.spec.l3_vni)
+            return NOTHING
+        net = self.networks.get(d.vni)
+        if net is not None:
+            net.counters["routed"] += 1
+        return ((PORT, entry.port),), b"".join((d.dst_mac, d.src_mac, frame[12:]))
 
     def _flood_result(self, net: _Net, name: str | None, frame: bytes) -> Result:
         net.counters["flooded"] += 1
@@ -321,6 +494,10 @@ class Dataplane:
             return NOTHING
         if arp.spa == arp.tpa or arp.op == Arp.REPLY:  # gratuitous ARP / replies announce a binding
             self._learn_binding(net, arp.spa, arp.sha)
+        gateway = net.gateway_ips.get(ip_to_bytes(arp.tpa)) if arp.op == Arp.REQUEST else None
+        if gateway is not None and arp.spa != arp.tpa:
+            net.counters["gateway_replies"] += 1
+            return ((PORT, ingress_port),), arp_reply(arp, mac_from_bytes(frame[6:12]), gateway[1].mac)
         if arp.op != Arp.REQUEST or not net.spec.arp_suppression or arp.spa == arp.tpa:
             return None
         self._learn(net, frame[6:12], now, port=ingress_port)
@@ -347,6 +524,11 @@ class Dataplane:
         except DecodeError:
             self.counters.drop("malformed", net.spec.vni, ingress_port)
             return NOTHING
+        gateway = net.gateway_ips.get(ip_to_bytes(ns.target))
+        if gateway is not None and ip6.src != "::":
+            net.counters["gateway_replies"] += 1
+            answer = neighbor_advert(ip6, ns, mac_from_bytes(frame[6:12]), gateway[1].mac, router=True)
+            return ((PORT, ingress_port),), answer
         if not net.spec.arp_suppression:
             return None
         self._learn(net, frame[6:12], now, port=ingress_port)
@@ -365,6 +547,9 @@ class Dataplane:
         (split horizon: a VTEP never sends what came from the underlay back into it)."""
         net = self.networks.get(vni)
         if net is None:
+            router = self.l3_vnis.get(vni)
+            if router is not None and len(frame) >= ETH_LEN:
+                return self._from_l3_vni(router, frame)
             self.counters.drop("no_such_vni")
             return NOTHING
         nc = net.counters

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 
 from netweave.lab.errors import LabError
-from netweave.lab.spec import Lab, Network, Subnet, Vm
+from netweave.lab.spec import Lab, Network, Router, Subnet, Vm
 
 OWNER = "compute:lab"  # device_owner of the lab's VM ports
+ROUTER_INTERFACE = ("network:router_interface_distributed", "network:router_interface")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,17 @@ class Endpoint:
     mac: str
     addresses: tuple[tuple[str, int], ...]  # (ip, prefix length of its subnet)
     status: str
+    routers: frozenset[str] = frozenset()  # the routers attached to its network
+    gateways: tuple[str, ...] = ()  # their addresses on its network: the VM's default routes
+
+    def connected(self, other: "Endpoint") -> bool:
+        """Whether `other` should be reachable: the same network, or networks joined by a router."""
+        return self.network_id == other.network_id or bool(self.routers & other.routers)
+
+    def on_link(self, ip: str) -> bool:
+        """`ip` is inside one of this endpoint's subnets (reached without a router)."""
+        addr = ipaddress.ip_address(ip)
+        return any(addr in ipaddress.ip_interface(f"{a}/{p}").network for a, p in self.addresses)
 
     @property
     def tap(self) -> str:
@@ -95,15 +107,28 @@ class Api:
         out: dict[str, Any] = self.call("POST", "/v2.0/networks", project=tenant, body={"network": body})
         return out["network"]  # type: ignore[no-any-return]
 
-    def create_subnet(self, tenant: str, network_id: str, subnet: Subnet) -> dict[str, Any]:
-        body = {
+    def create_subnet(
+        self, tenant: str, network_id: str, subnet: Subnet, dhcp: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "network_id": network_id,
             "cidr": subnet.cidr,
             "ip_version": subnet.network.version,
-            "enable_dhcp": False,
+            "enable_dhcp": dhcp,
         }
+        if subnet.ipv6_mode is not None:
+            body["ipv6_address_mode"] = body["ipv6_ra_mode"] = subnet.ipv6_mode
         out: dict[str, Any] = self.call("POST", "/v2.0/subnets", project=tenant, body={"subnet": body})
         return out["subnet"]  # type: ignore[no-any-return]
+
+    def create_router(self, tenant: str, router: Router) -> dict[str, Any]:
+        body = {"name": router.name, "netweave:irb": router.irb}
+        out: dict[str, Any] = self.call("POST", "/v2.0/routers", project=tenant, body={"router": body})
+        return out["router"]  # type: ignore[no-any-return]
+
+    def add_router_interface(self, tenant: str, router_id: str, subnet_id: str) -> None:
+        self.call("PUT", f"/v2.0/routers/{router_id}/add_router_interface", project=tenant,
+                  body={"subnet_id": subnet_id})
 
     def create_port(self, lab: Lab, tenant: str, vm: Vm, network_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -142,8 +167,15 @@ def discover(api: Api, lab: Lab) -> list[Endpoint]:
     hosts = {h.name for h in lab.hosts}
     prefix = {s["id"]: ipaddress.ip_network(s["cidr"]).prefixlen for s in api.collection("subnets")}
     net_names = {n["id"]: n.get("name", "") for n in api.collection("networks")}
+    ports = api.collection("ports")
+    routers: dict[str, set[str]] = {}
+    gateways: dict[str, list[str]] = {}
+    for p in ports:
+        if p.get("device_owner") in ROUTER_INTERFACE:
+            routers.setdefault(p["network_id"], set()).add(p["device_id"])
+            gateways.setdefault(p["network_id"], []).extend(f["ip_address"] for f in p.get("fixed_ips", []))
     out = []
-    for p in api.collection("ports"):
+    for p in ports:
         if p.get("binding:host_id") not in hosts or str(p.get("device_owner", "")).startswith("network:"):
             continue
         out.append(
@@ -158,6 +190,8 @@ def discover(api: Api, lab: Lab) -> list[Endpoint]:
                 mac=str(p["mac_address"]).lower(),
                 addresses=tuple((f["ip_address"], prefix[f["subnet_id"]]) for f in p.get("fixed_ips", [])),
                 status=p.get("status", ""),
+                routers=frozenset(routers.get(p["network_id"], ())),
+                gateways=tuple(gateways.get(p["network_id"], ())),
             )
         )
     order = {vm.name: i for i, vm in enumerate(vm for t in lab.tenants for vm in t.vms)}

@@ -6,9 +6,11 @@ Order, and why:
    for users and on a Unix socket in the run dir for the agents (they run in other namespaces);
 3. per host `netweave vtep` (forwards) and `netweave agent` (registers the chassis, programs the VTEP):
    wait for every VTEP's "ready" and every chassis "alive" in `GET /v2.0/agents`;
-4. per tenant its networks and subnets, per VM its namespace (before the port: the agent puts the TAP
-   into it) and a port bound to its host, all through the API, as a user would;
-5. wait until every port is ACTIVE, then give each TAP its port's fixed IPs.
+4. per tenant its networks and subnets, its routers with their interfaces, per VM its namespace (before
+   the port: the agent puts the TAP into it) and a port bound to its host, all through the API, as a user
+   would;
+5. wait until every port is ACTIVE, then give each TAP its port's fixed IPs and default route (or, on
+   networks with `dhcp: true`, run a DHCP client in the VM).
 
 A failure stops the build and leaves everything as it is, for its logs: `netweave lab down` removes it
 (state.json already names every namespace and process).
@@ -16,6 +18,7 @@ A failure stops the build and leaves everything as it is, for its logs: `netweav
 
 import contextlib
 import errno
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -27,16 +30,17 @@ from pathlib import Path
 from pyroute2.netlink.exceptions import NetlinkError
 from rich.progress import Progress
 
-from netweave.lab import netns
+from netweave.lab import dhcpclient, netns
 from netweave.lab.api import Api, Endpoint, discover, wait_active
 from netweave.lab.errors import LabError
-from netweave.lab.spec import Lab
-from netweave.lab.state import State, already_up, down, leftovers
+from netweave.lab.spec import Lab, Network
+from netweave.lab.state import State, already_up, down, leftovers, run_dir
 
 CONTROLLER_TIMEOUT_S = 30.0
 VTEP_TIMEOUT_S = 20.0
 AGENT_TIMEOUT_S = 30.0
 ACTIVE_TIMEOUT_S = 60.0
+SLAAC_TIMEOUT_S = 15.0  # router solicitations are retried every 4 s (Linux default)
 V6_EXTRA_OVERHEAD = 20  # the controller sizes tenant MTUs for an IPv4 underlay; IPv6 headers are 20 more
 
 
@@ -294,8 +298,18 @@ class Builder:
                     created = self.api.create_network(tenant.name, net)
                     self.state.networks[net.name] = created["id"]
                     self.state.save()
-                    for subnet in net.subnets:
-                        self.api.create_subnet(tenant.name, created["id"], subnet)
+                    self.state.subnets[net.name] = [
+                        self.api.create_subnet(tenant.name, created["id"], subnet, net.dhcp)["id"]
+                        for subnet in net.subnets]
+                    step()
+        n_routers = sum(len(t.routers) for t in self.lab.tenants)
+        with self.phases.phase("routers", n_routers) as step:
+            for tenant in self.lab.tenants:
+                for router in tenant.routers:
+                    rid = self.api.create_router(tenant.name, router)["id"]
+                    for name in router.networks:
+                        for subnet_id in self.state.subnets[name]:
+                            self.api.add_router_interface(tenant.name, rid, subnet_id)
                     step()
         n_vms = sum(len(t.vms) for t in self.lab.tenants)
         with self.phases.phase("VM ports", n_vms) as step:
@@ -320,18 +334,46 @@ def prepare(
     check: Callable[[], None] | None = None,
     step: Callable[[], None] | None = None,
 ) -> list[Endpoint]:
-    """The ports bound to lab hosts, each ACTIVE and with its fixed IPs on its TAP (added if missing:
-    a port someone created by hand has none yet)."""
+    """The ports bound to lab hosts, each ACTIVE and configured: on a network with `dhcp: true` by a DHCP
+    client in the VM (and router advertisements for SLAAC), else the lab adds its fixed IPs (a port someone
+    created by hand has none yet) and a default route via its router."""
     ids = {e.port_id: e.name for e in discover(api, lab)}
     wait_active(api, ids, timeout_s, check)
     endpoints = [e for e in discover(api, lab) if e.port_id in ids]
     for e in endpoints:
         if netns.link_index(e.netns, e.tap) is None:
             raise LabError(f"port {e.name} is ACTIVE but has no device {e.tap} in namespace {e.netns}")
-        netns.add_addresses(e.netns, e.tap, list(e.addresses))
+        net = lab.vm_network(e.name)
+        if net is not None and net.dhcp:
+            by_dhcp(lab, net, e)
+        else:
+            netns.add_addresses(e.netns, e.tap, list(e.addresses))
+            netns.set_default_routes(e.netns, [g for g in e.gateways if e.on_link(g)])
         if step is not None:
             step()
     return endpoints
+
+
+def by_dhcp(lab: Lab, net: Network, e: Endpoint) -> None:
+    """Addresses from the VTEP's native DHCP: dhclient -4 when an IPv4 address is missing, dhclient -6
+    for DHCPv6-stateful subnets, and for SLAAC the kernel's own autoconfiguration from the router
+    advertisement (waited for). Already configured (a second `lab test`): nothing is run again."""
+    modes = {ipaddress.ip_network(s.cidr): s.ipv6_mode for s in net.subnets}
+    have = netns.addresses(e.netns)
+    missing = [ip for ip, _ in e.addresses if ip not in have]
+    rundir = run_dir(lab.name)
+    if any(ipaddress.ip_address(ip).version == 4 for ip in missing):
+        dhcpclient.run(e.netns, e.tap, rundir, e.name)
+    stateful = [c for c, m in modes.items() if m == "dhcpv6-stateful"]
+    if any(ipaddress.ip_address(ip) in c for ip in missing for c in stateful):
+        dhcpclient.run(e.netns, e.tap, rundir, e.name, v6=True)
+    deadline = time.monotonic() + SLAAC_TIMEOUT_S
+    while [ip for ip in missing if ip not in netns.addresses(e.netns)]:
+        if time.monotonic() > deadline:
+            left = [ip for ip in missing if ip not in netns.addresses(e.netns)]
+            raise LabError(f"VM {e.name}: no address {', '.join(left)} from DHCP/SLAAC after "
+                           f"{SLAAC_TIMEOUT_S:.0f} s")
+        time.sleep(0.2)
 
 
 def preflight(lab: Lab, down_cmd: str = "netweave lab down") -> None:

@@ -1,9 +1,13 @@
-"""The connectivity matrix: every ordered pair of endpoints, expected (same network) vs measured (ping).
+"""The connectivity matrix: every ordered pair of endpoints, expected (same network, or networks joined by
+a router) vs measured (ping).
 
 Tenants' address ranges overlap on purpose, so a reply proves little by itself: from r1, pinging blue's
-10.1.0.12 is answered by red's 10.1.0.12. A pair counts as reachable only if the ping succeeded AND the
-source's neighbour entry for that address afterwards holds the destination's own MAC. A destination
-address that is one of the source's own is "same address": not reachable, nothing sent.
+10.1.0.12 is answered by red's 10.1.0.12. A pair on one link counts as reachable only if the ping
+succeeded AND the source's neighbour entry for that address afterwards holds the destination's own MAC.
+A routed pair leaves no such trace at the source, so the destination itself testifies: it is pinged by
+one source at a time, and it counts only if the ping succeeded AND the destination's own stack counted
+the echo requests (its /proc/net/snmp). A destination address that is one of the source's own is "same
+address": not reachable, nothing sent.
 """
 
 import json
@@ -18,7 +22,8 @@ from rich.text import Text
 from netweave.lab import netns
 from netweave.lab.api import Endpoint
 
-PING = ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1"]
+PING_COUNT = 3
+PING = ["ping", "-n", "-c", str(PING_COUNT), "-i", "0.2", "-W", "1"]
 WORKERS = 16
 
 
@@ -64,19 +69,49 @@ def measure(endpoints: list[Endpoint], workers: int = WORKERS) -> list[Pair]:
             return False, "same address"
         return _ping(a.netns, b.target), ""
 
+    def routed(job: tuple[Endpoint, Endpoint]) -> bool:
+        a, b = job
+        return b.target is not None and b.target not in own[a.port_id] and not a.on_link(b.target)
+
+    def witnessed(job: tuple[Endpoint, Endpoint]) -> tuple[bool, str]:
+        b = job[1]
+        before = netns.echoes_received(b.netns)
+        replied, _ = one(job)
+        received = netns.echoes_received(b.netns) - before
+        if replied and received < PING_COUNT:
+            return False, "answered, but not by this VM"
+        return replied, ""
+
+    results: dict[tuple[str, str], tuple[bool, str]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        answered = list(pool.map(one, jobs))
+        on_link = [j for j in jobs if not routed(j)]
+        for job, res in zip(on_link, pool.map(one, on_link), strict=True):
+            results[job[0].port_id, job[1].port_id] = res
+        for round_jobs in _rounds([j for j in jobs if routed(j)]):
+            for job, res in zip(round_jobs, pool.map(witnessed, round_jobs), strict=True):
+                results[job[0].port_id, job[1].port_id] = res
     neigh = {e.netns: netns.neighbours(e.netns) for e in endpoints}
     pairs = []
-    for (a, b), (replied, why) in zip(jobs, answered, strict=True):
-        reached = replied and b.target is not None and neigh[a.netns].get(b.target) == b.mac
-        note = (
-            f"answered by {neigh[a.netns].get(b.target or '', 'an unknown MAC')}"
-            if replied and not reached
-            else why
-        )
-        pairs.append(Pair(a, b, expected=a.network_id == b.network_id, measured=reached, note=note))
+    for a, b in jobs:
+        replied, why = results[a.port_id, b.port_id]
+        if routed((a, b)):
+            reached = replied
+        else:
+            reached = replied and b.target is not None and neigh[a.netns].get(b.target) == b.mac
+            if replied and not reached:
+                why = f"answered by {neigh[a.netns].get(b.target or '', 'an unknown MAC')}"
+        pairs.append(Pair(a, b, expected=a.connected(b), measured=reached, note=why))
     return pairs
+
+
+def _rounds(jobs: list[tuple[Endpoint, Endpoint]]) -> list[list[tuple[Endpoint, Endpoint]]]:
+    """`jobs` in rounds where no destination appears twice (its packet counter then tells one source's
+    pings from another's)."""
+    by_dst: dict[str, list[tuple[Endpoint, Endpoint]]] = {}
+    for job in jobs:
+        by_dst.setdefault(job[1].port_id, []).append(job)
+    depth = max((len(v) for v in by_dst.values()), default=0)
+    return [[v[k] for v in by_dst.values() if k < len(v)] for k in range(depth)]
 
 
 def mismatches(pairs: list[Pair]) -> int:

@@ -195,6 +195,14 @@ def add_route(ns: str, dst: str, gateway: str) -> None:
         ip.route("add", dst=dst, gateway=gateway)
 
 
+def set_default_routes(ns: str, gateways: list[str]) -> None:
+    """A VM's default route (per IP version, the first gateway of that version) via its router."""
+    for version in (4, 6):
+        gws = [g for g in gateways if ipaddress.ip_address(g).version == version]
+        if gws:
+            _ip_cmd(ns, f"-{version}", "route", "replace", "default", "via", gws[0])
+
+
 ECMP_GROUP_ID = 1000  # nexthop ids 1..n are the members
 
 
@@ -214,6 +222,21 @@ def add_ecmp_routes(ns: str, dsts: list[str], nexthops: list[tuple[str, str]]) -
     _ip_cmd(ns, "nexthop", "add", "id", str(ECMP_GROUP_ID), "group", members)
     for dst in dsts:
         _ip_cmd(ns, "route", "add", dst, "nhid", str(ECMP_GROUP_ID))
+
+
+def echoes_received(ns: str) -> int:
+    """ICMP + ICMPv6 echo requests the stack of `ns` has received (its own /proc/net/snmp{,6}): what a
+    VM was pinged with, whatever else arrived on its link."""
+    r = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp", "/proc/net/snmp6"],
+                       capture_output=True, text=True, timeout=10, check=False)
+    lines = r.stdout.splitlines()
+    total = 0
+    for i, line in enumerate(lines[:-1]):
+        head, values = line.split(), lines[i + 1].split()
+        if head[:1] == ["Icmp:"] and values[:1] == ["Icmp:"] and "InEchos" in head:
+            total += int(values[head.index("InEchos")])
+    total += sum(int(line.split()[1]) for line in lines if line.startswith("Icmp6InEchos"))
+    return total
 
 
 def packet_counts(ns: str) -> dict[str, int]:

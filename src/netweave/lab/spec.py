@@ -24,6 +24,8 @@ NetworkType = Literal["vxlan", "geneve", "gre", "nvgre"]
 ControlPlane = Literal["controller", "flood-learn"]
 Replication = Literal["ingress", "multicast"]
 Shape = Literal["segment", "leaf-spine"]
+Irb = Literal["symmetric", "asymmetric"]
+Ipv6Mode = Literal["slaac", "dhcpv6-stateful", "dhcpv6-stateless"]
 
 UNDERLAY_NS = "ul"  # suffix of the underlay namespace: no host or VM may take it
 DEFAULT_NAME = "demo"
@@ -133,6 +135,9 @@ class Host(_Strict):
 
 class Subnet(_Strict):
     cidr: CidrText
+    #: IPv6 only: how VMs get addresses (ipv6_address_mode and ipv6_ra_mode both): router advertisements
+    #: with SLAAC, or DHCPv6; none = the lab sets the port's address itself
+    ipv6_mode: Ipv6Mode | None = None
 
     @property
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -146,6 +151,17 @@ class Network(_Strict):
     replication: Replication = "ingress"
     multicast_group: IpText | None = None
     subnets: list[Subnet] = Field(min_length=1)
+    #: VMs get their addresses, gateway and MTU by DHCP (a real client in the VM's namespace) from the
+    #: VTEP's native DHCP; false: the lab configures them itself
+    dhcp: bool = False
+
+
+class Router(_Strict):
+    """A tenant router (distributed: every host of its VMs routes) joining some of the tenant's networks."""
+
+    name: ObjectName
+    networks: list[str] = Field(min_length=1)
+    irb: Irb = "symmetric"
 
 
 class Vm(_Strict):
@@ -158,7 +174,11 @@ class Vm(_Strict):
 class Tenant(_Strict):
     name: ObjectName
     networks: list[Network] = []
+    routers: list[Router] = []
     vms: list[Vm] = []
+
+    def router_of(self, network: str) -> Router | None:
+        return next((r for r in self.routers if network in r.networks), None)
 
 
 class Lab(_Strict):
@@ -172,6 +192,14 @@ class Lab(_Strict):
         """This lab with every host's datapath decided: its own, else `default`, else userspace."""
         hosts = [h.model_copy(update={"datapath": h.datapath or default or "userspace"}) for h in self.hosts]
         return self.model_copy(update={"hosts": hosts})
+
+    def vm_network(self, vm_name: str) -> Network | None:
+        """The network of the lab's VM `vm_name` (None for a port that is not one of the lab's VMs)."""
+        for tenant in self.tenants:
+            for vm in tenant.vms:
+                if vm.name == vm_name:
+                    return next((n for n in tenant.networks if n.name == vm.network), None)
+        return None
 
     def netns(self, node: str) -> str:
         """The namespace of a host or VM (or `ul`, the underlay)."""
@@ -257,6 +285,7 @@ def check(lab: Lab) -> None:
             networks.add(net.name)
             by_name[net.name] = net
             _check_network(lab, net, where_n)
+        _check_routers(tenant, by_name, where_t)
         used: dict[tuple[str, str], str] = {}  # (network, ip) -> VM
         for v, vm in enumerate(tenant.vms):
             where_v = f"{where_t}.vms[{v}]"
@@ -269,7 +298,8 @@ def check(lab: Lab) -> None:
                     f"{where_v}.network: no network named {vm.network!r} in tenant {tenant.name!r}"
                 )
             if vm.ip is not None:
-                _check_vm_ip(vm.ip, vm_net, f"{where_v}.ip")
+                routed = tenant.router_of(vm_net.name) is not None
+                _check_vm_ip(vm.ip, vm_net, f"{where_v}.ip", gateway=routed)
                 if (vm_net.name, vm.ip) in used:
                     raise SpecError(
                         f"{where_v}.ip: {vm.ip} is already used by VM {used[vm_net.name, vm.ip]!r}"
@@ -320,6 +350,10 @@ def _check_network(lab: Lab, net: Network, where: str) -> None:
             )
     seen: list[tuple[int, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
     for s, subnet in enumerate(net.subnets):
+        if subnet.ipv6_mode is not None and subnet.network.version != 6:
+            raise SpecError(f"{where}.subnets[{s}].ipv6_mode: only for IPv6 subnets")
+        if subnet.ipv6_mode in ("slaac", "dhcpv6-stateless") and subnet.network.prefixlen != 64:
+            raise SpecError(f"{where}.subnets[{s}].ipv6_mode: {subnet.ipv6_mode} needs a /64")
         for other_index, other in seen:
             if subnet.network.overlaps(other):
                 raise SpecError(
@@ -328,7 +362,33 @@ def _check_network(lab: Lab, net: Network, where: str) -> None:
         seen.append((s, subnet.network))
 
 
-def _check_vm_ip(ip_text: str, net: Network, where: str) -> None:
+def _check_routers(tenant: Tenant, by_name: dict[str, Network], where: str) -> None:
+    names: set[str] = set()
+    owner: dict[str, str] = {}  # network -> router
+    for r, router in enumerate(tenant.routers):
+        where_r = f"{where}.routers[{r}]"
+        if router.name in names:
+            raise SpecError(f"{where_r}.name: router {router.name!r} appears twice in tenant {tenant.name!r}")
+        names.add(router.name)
+        cidrs: list[tuple[str, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
+        for n, name in enumerate(router.networks):
+            net = by_name.get(name)
+            if net is None:
+                raise SpecError(f"{where_r}.networks[{n}]: no network named {name!r} in tenant "
+                                f"{tenant.name!r}")
+            if name in owner:
+                raise SpecError(f"{where_r}.networks[{n}]: network {name!r} is already on router "
+                                f"{owner[name]!r}")
+            owner[name] = router.name
+            for subnet in net.subnets:
+                for other_net, other in cidrs:
+                    if subnet.network.overlaps(other):
+                        raise SpecError(f"{where_r}.networks[{n}]: {subnet.cidr} overlaps {other} of network "
+                                        f"{other_net!r} on the same router")
+                cidrs.append((name, subnet.network))
+
+
+def _check_vm_ip(ip_text: str, net: Network, where: str, *, gateway: bool = False) -> None:
     ip = ipaddress.ip_address(ip_text)
     for subnet in net.subnets:
         cidr = subnet.network
@@ -337,6 +397,8 @@ def _check_vm_ip(ip_text: str, net: Network, where: str) -> None:
             # subnet-router anycast address (v6) are not VM addresses
             if ip == cidr.network_address or (ip.version == 4 and ip == cidr.broadcast_address):
                 raise SpecError(f"{where}: {ip} is not a host address of {cidr}")
+            if gateway and ip == cidr.network_address + 1:
+                raise SpecError(f"{where}: {ip} is the gateway address of {cidr} (the network has a router)")
             return
     cidrs = ", ".join(s.cidr for s in net.subnets)
     raise SpecError(f"{where}: {ip} is outside the subnets of network {net.name!r} ({cidrs})")

@@ -54,6 +54,7 @@ class State:
     namespaces: list[str] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
     networks: dict[str, str] = field(default_factory=dict)  # lab network name -> network id
+    subnets: dict[str, list[str]] = field(default_factory=dict)  # lab network name -> its subnet ids
     ports: dict[str, str] = field(default_factory=dict)  # VM name -> port id
     started_at: float = field(default_factory=time.time)
 

@@ -6,6 +6,17 @@ Importing this package registers every header with the decode registries.
 
 from netweave.packet.addr import BROADCAST_MAC, ZERO_MAC, mac_from_bytes, mac_to_bytes
 from netweave.packet.checksum import internet_checksum, pseudo_header
+from netweave.packet.dhcp import (
+    Dhcp4,
+    Dhcp6,
+    Dhcp6Option,
+    Dhcp6Relay,
+    IaAddress,
+    IaNa,
+    StatusCode,
+    decode_classless_routes,
+    encode_classless_routes,
+)
 from netweave.packet.encap import (
     ENCAPS,
     Decapsulated,
@@ -29,8 +40,11 @@ from netweave.packet.icmp import (
     Icmpv6PacketTooBig,
     Icmpv6TimeExceeded,
     NdOption,
+    NdPrefixInfo,
     NeighborAdvert,
     NeighborSolicit,
+    RouterAdvert,
+    RouterSolicit,
 )
 from netweave.packet.ip import IPv4, IPv6, IPv6DestOpts, IPv6Fragment, IPv6HopByHop, IPv6Routing
 from netweave.packet.l2 import Arp, Dot1Q, Ethernet
@@ -49,6 +63,10 @@ __all__ = [
     "Arp",
     "Decapsulated",
     "DecodeError",
+    "Dhcp4",
+    "Dhcp6",
+    "Dhcp6Option",
+    "Dhcp6Relay",
     "Dot1Q",
     "Ethernet",
     "Geneve",
@@ -61,6 +79,8 @@ __all__ = [
     "IPv6Fragment",
     "IPv6HopByHop",
     "IPv6Routing",
+    "IaAddress",
+    "IaNa",
     "Icmp",
     "IcmpDestUnreach",
     "IcmpEcho",
@@ -72,12 +92,16 @@ __all__ = [
     "Icmpv6TimeExceeded",
     "Lacpdu",
     "NdOption",
+    "NdPrefixInfo",
     "NeighborAdvert",
     "NeighborSolicit",
     "OverheadRow",
     "Packet",
     "PcapRecord",
     "PcapWriter",
+    "RouterAdvert",
+    "RouterSolicit",
+    "StatusCode",
     "Stt",
     "Tcp",
     "Udp",
@@ -86,7 +110,9 @@ __all__ = [
     "build_stack",
     "decapsulate",
     "decode",
+    "decode_classless_routes",
     "encapsulate",
+    "encode_classless_routes",
     "entropy_port",
     "flow_hash",
     "flow_key",

@@ -1,5 +1,6 @@
 """ICMPv4 (echo, destination unreachable incl. fragmentation-needed, time exceeded) and ICMPv6 (echo,
-neighbour solicitation/advertisement with link-layer address options, packet too big)."""
+neighbour solicitation/advertisement, router solicitation/advertisement with link-layer address, prefix
+information and MTU options, packet too big)."""
 
 from collections.abc import Mapping
 from typing import Annotated
@@ -7,7 +8,7 @@ from typing import Annotated
 from netweave.packet.addr import check_length, mac_to_bytes
 from netweave.packet.checksum import internet_checksum
 from netweave.packet.errors import DecodeError
-from netweave.packet.header import U1, U8, U16, U32, Auto8, Auto16, Bits, Extra, Header, IPv6Addr
+from netweave.packet.header import U1, U2, U5, U8, U16, U32, Auto8, Auto16, Bits, Extra, Header, IPv6Addr
 from netweave.packet.ip import IPPROTO_ICMP, IPPROTO_ICMPV6
 from netweave.packet.l4 import l4_checksum
 from netweave.packet.registry import bind
@@ -30,6 +31,8 @@ ND_NEIGHBOR_ADVERT = 136
 
 ND_OPT_SOURCE_LLADDR = 1
 ND_OPT_TARGET_LLADDR = 2
+ND_OPT_PREFIX_INFO = 3
+ND_OPT_MTU = 5
 
 
 class _IcmpBase(Header):
@@ -145,6 +148,43 @@ class NdOption(Header):
             return self.data[:6].hex(":")
         return None
 
+    @classmethod
+    def mtu_option(cls, mtu: int) -> "NdOption":
+        """The MTU option (RFC 4861 4.6.4): 2 reserved bytes and the link MTU."""
+        return cls(type=ND_OPT_MTU, data=bytes(2) + mtu.to_bytes(4, "big"))
+
+    @property
+    def mtu(self) -> int | None:
+        """The link MTU of an MTU option, else None."""
+        if self.type == ND_OPT_MTU and len(self.data) == 6:
+            return int.from_bytes(self.data[2:], "big")
+        return None
+
+    @property
+    def prefix_info(self) -> "NdPrefixInfo | None":
+        """The decoded body of a prefix information option, else None (DecodeError if it is short)."""
+        if self.type != ND_OPT_PREFIX_INFO:
+            return None
+        return NdPrefixInfo.from_bytes(self.data)
+
+
+class NdPrefixInfo(Header):
+    """The body of a prefix information option (RFC 4861 4.6.2; R flag RFC 6275): what follows the
+    option's type and length. `option()` wraps it into the `NdOption` that goes on the wire."""
+
+    prefix_length: U8 = 64
+    onlink: U1 = 1
+    autonomous: U1 = 1
+    router_address: U1 = 0
+    reserved1: U5 = 0
+    valid_lifetime: U32 = 0
+    preferred_lifetime: U32 = 0
+    reserved2: U32 = 0
+    prefix: IPv6Addr = "::"
+
+    def option(self) -> NdOption:
+        return NdOption(type=ND_OPT_PREFIX_INFO, data=self.build())
+
 
 def _parse_nd_options(buf: bytes | memoryview, off: int, end: int) -> list[NdOption]:
     opts = []
@@ -192,6 +232,33 @@ class NeighborAdvert(_NdMessage):
     target: IPv6Addr = "::"
 
 
+class RouterSolicit(_NdMessage):
+    """Router solicitation (RFC 4861 4.1): options are the source link-layer address at most."""
+
+    type = ND_ROUTER_SOLICIT
+    reserved: U32 = 0
+
+
+class RouterAdvert(_NdMessage):
+    """Router advertisement (RFC 4861 4.2) with RFC 4191's preference and RFC 4389's proxy bit.
+    Options: source link-layer address, MTU, prefix information (`NdPrefixInfo.option()`)."""
+
+    type = ND_ROUTER_ADVERT
+    cur_hop_limit: U8 = 64
+    managed: U1 = 0
+    other: U1 = 0
+    home_agent: U1 = 0
+    preference: U2 = 0
+    proxy: U1 = 0
+    reserved: U2 = 0
+    router_lifetime: U16 = 0
+    reachable_time: U32 = 0
+    retrans_timer: U32 = 0
+
+
+# Router solicitation/advertisement are not in this table yet: decode() shows them as the generic Icmpv6,
+# which tests/interop/test_scapy_equality.py's test_icmpv6_generic relies on for types 133/134. To decode
+# them into their classes, add them here and 133/134 to that test's _ICMPV6_OWN_CLASSES.
 _ICMPV6_TYPES: dict[int, type[Header]] = {
     ICMPV6_ECHO_REQUEST: Icmpv6Echo,
     ICMPV6_ECHO_REPLY: Icmpv6Echo,
