@@ -188,3 +188,97 @@ def test_router_interface_removed_cuts_the_subnet_within_2_s(lab: Lab) -> None:
     assert len(stamps) < 110, "most pings after the removal went unanswered"
     # bridging on red-web is untouched
     assert in_ns(f"{name}-r1", "ping", "-c", "1", "-W", "2", vm_ipv4(name, "r2")).returncode == 0
+
+
+DHCP_LAB: dict[str, Any] = {
+    "hosts": [{"name": "h1"}, {"name": "h2"}],
+    "tenants": [{
+        "name": "red",
+        "networks": [
+            {"name": "web", "dhcp": True,
+             "subnets": [{"cidr": "10.5.0.0/24"}, {"cidr": "fd00:5::/64", "ipv6_mode": "slaac"}]},
+            {"name": "db", "dhcp": True,
+             "subnets": [{"cidr": "10.6.0.0/24"}, {"cidr": "fd00:6::/64", "ipv6_mode": "dhcpv6-stateful"}]},
+        ],
+        "routers": [{"name": "r1", "networks": ["web", "db"]}],
+        "vms": [{"name": "w1", "host": "h1", "network": "web"},
+                {"name": "w2", "host": "h2", "network": "web"},
+                {"name": "d1", "host": "h2", "network": "db"}],
+    }],
+}
+
+
+def addr_of(ns: str) -> set[str]:
+    out = in_ns(ns, "ip", "-o", "addr", "show", "scope", "global").stdout
+    return {line.split()[3] for line in out.splitlines()}
+
+
+@pytest.mark.timeout(180)
+def test_dhcp_slaac_and_dhcpv6_give_the_ports_addresses_gateway_and_mtu(lab: Lab) -> None:
+    """dhclient (-4, and -6 for the stateful subnet) and the kernel's SLAAC in the VMs, answered by the
+    VTEPs' native DHCP and router advertisements: every VM ends up with exactly its port's fixed IPs, a
+    default route via its router (IPv6: the router advertisement's), and the network's MTU."""
+    name, path = lab(DHCP_LAB)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "6 pairs: 6 reachable and 0 isolated as expected, 0 mismatches" in r.stdout, r.stdout
+    with httpx.Client(base_url=api_url(path), headers={"X-Project-Id": "red"}) as api:
+        ports = {p["name"]: p for p in api.get("/v2.0/ports").json()["ports"] if p["name"]}
+        subnets = {s["cidr"]: s for s in api.get("/v2.0/subnets").json()["subnets"]}
+        for vm in ("w1", "w2", "d1"):
+            ns = f"{name}-{vm}"
+            fixed = {f["ip_address"] for f in ports[vm]["fixed_ips"]}
+            assert len(fixed) == 2
+            got = {a.split("/")[0] for a in addr_of(ns)}
+            assert got == fixed, (vm, got, fixed)
+            gw4 = "10.5.0.1" if vm != "d1" else "10.6.0.1"
+            assert f"default via {gw4} " in in_ns(ns, "ip", "-4", "route").stdout
+            assert re.search(r"default via fe80::\S+ .*proto ra", in_ns(ns, "ip", "-6", "route").stdout)
+            assert "mtu 1450 " in in_ns(ns, "ip", "link", "show").stdout
+        assert any(a.endswith("/128") for a in addr_of(f"{name}-d1")), "DHCPv6 gives a /128, the RA the /64"
+        # a lease with DNS and host routes, and an MTU to correct: w1's client starts again from scratch
+        web4 = subnets["10.5.0.0/24"]["id"]
+        w2 = next(f["ip_address"] for f in ports["w2"]["fixed_ips"] if "." in f["ip_address"])
+        resp = api.put(f"/v2.0/subnets/{web4}", json={"subnet": {
+            "dns_nameservers": ["192.0.2.53"],
+            "host_routes": [{"destination": "172.16.0.0/16", "nexthop": w2}]}})
+        assert resp.status_code == 200, resp.text
+    rundir = Path(f"/run/netweave/lab/{name}")
+    pid = int((rundir / "dhclient4-w1.pid").read_text())
+    subprocess.run(["kill", str(pid)], check=True)
+    ns = f"{name}-w1"
+    tap = "tap" + ports["w1"]["id"][:11]
+    for cmd in (("ip", "-4", "addr", "flush", "dev", tap), ("ip", "link", "set", tap, "mtu", "1500")):
+        assert in_ns(ns, *cmd).returncode == 0
+    again = lab_cli("test", str(path))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "mtu 1450 " in in_ns(ns, "ip", "link", "show").stdout, "option 26 sets the MTU"
+    routes = in_ns(ns, "ip", "-4", "route").stdout
+    assert f"172.16.0.0/16 via {w2} " in routes and "default via 10.5.0.1 " in routes, routes
+    assert "nameserver 192.0.2.53" in (rundir / "dhclient4-w1.resolv").read_text()
+
+
+@pytest.mark.timeout(90)
+def test_kernel_chassis_reports_that_it_cannot_route(lab: Lab) -> None:
+    """The kernel datapath has no VRF here (docs/architecture.md): a routed network's port on a kernel
+    host goes to ERROR with the reason, the userspace host's port is unaffected."""
+    doc = {
+        "hosts": [{"name": "h1", "datapath": "kernel"}, {"name": "h2"}],
+        "tenants": [{
+            "name": "t",
+            "networks": [{"name": "a", "subnets": [{"cidr": "10.5.0.0/24"}]},
+                         {"name": "b", "subnets": [{"cidr": "10.6.0.0/24"}]}],
+            "routers": [{"name": "r", "networks": ["a", "b"]}],
+            "vms": [{"name": "k1", "host": "h1", "network": "a"},
+                    {"name": "u1", "host": "h2", "network": "b"}],
+        }],
+    }
+    _name, path = lab(doc)
+    r = lab_cli("up", str(path))
+    assert r.returncode == 1
+    assert "ports in ERROR: k1: network " in r.stderr and "cannot route (no VRF" in r.stderr, r.stderr
+    with httpx.Client(base_url=api_url(path)) as api:
+        status = {p["name"]: p["status"] for p in api.get("/v2.0/ports").json()["ports"] if p["name"]}
+        agents = {a["host"]: a for a in api.get("/v2.0/agents").json()["agents"]}
+    assert status == {"k1": "ERROR", "u1": "ACTIVE"}
+    assert agents["h1"]["configurations"]["capabilities"]["routing"] is False

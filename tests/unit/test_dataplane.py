@@ -180,6 +180,19 @@ def test_nd_suppression_answers_with_a_valid_advert() -> None:
     assert d.counters.vni[9]["suppressed_nd"] == 1
 
 
+def test_dad_probe_for_the_ports_own_address_is_not_answered() -> None:
+    """Duplicate address detection (RFC 4862 5.4.2): the VM solicits its own new address from `::` with no
+    link-layer option; answering it from the binding would make the VM give the address up."""
+    d = Dataplane("2001:db8::1")
+    d.add_network(Network(vni=9, flood=("2001:db8::2",), unknown_arp="drop"))
+    d.add_port(Port(name="a", vni=9, mac=M1, ips=("fd00::1",)))
+    ip = IPv6(src="::", dst="ff02::1:ff00:1", next_header=58, hop_limit=255)
+    probe = build_stack([Ethernet(src=M1, dst="33:33:ff:00:00:01", type=0x86DD), ip,
+                         NeighborSolicit(target="fd00::1")])
+    assert d.from_port("a", probe, 0)[0] == ()
+    assert d.counters.vni[9]["suppressed_nd"] == 0
+
+
 def test_too_big_for_the_tunnel_gets_frag_needed_with_the_tunnel_mtu(dp: Dataplane) -> None:
     dp.add_remote(Remote(vni=5000, mac=MR, vtep=PEER1))
     fits = ping(M1, MR, size=14 + 1450, df=1)

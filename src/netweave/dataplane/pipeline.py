@@ -533,8 +533,8 @@ class Dataplane:
             return None
         self._learn(net, frame[6:12], now, port=ingress_port)
         b = self.bindings.get((net.spec.vni, ns.target))
-        src_lla = ns.lladdr()
-        if b is not None and b.mac != src_lla:
+        asker = ns.lladdr() or mac_from_bytes(frame[6:12])  # a DAD probe (from ::) carries no lladdr option
+        if b is not None and b.mac != asker:
             net.counters["suppressed_nd"] += 1
             return ((PORT, ingress_port),), neighbor_advert(ip6, ns, mac_from_bytes(frame[6:12]), b.mac)
         if net.spec.unknown_arp == "drop":

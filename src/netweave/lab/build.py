@@ -368,9 +368,9 @@ def by_dhcp(lab: Lab, net: Network, e: Endpoint) -> None:
     if any(ipaddress.ip_address(ip) in c for ip in missing for c in stateful):
         dhcpclient.run(e.netns, e.tap, rundir, e.name, v6=True)
     deadline = time.monotonic() + SLAAC_TIMEOUT_S
-    while [ip for ip in missing if ip not in netns.addresses(e.netns)]:
+    while [ip for ip in missing if ip not in netns.addresses(e.netns, usable=True)]:
         if time.monotonic() > deadline:
-            left = [ip for ip in missing if ip not in netns.addresses(e.netns)]
+            left = [ip for ip in missing if ip not in netns.addresses(e.netns, usable=True)]
             raise LabError(f"VM {e.name}: no address {', '.join(left)} from DHCP/SLAAC after "
                            f"{SLAAC_TIMEOUT_S:.0f} s")
         time.sleep(0.2)

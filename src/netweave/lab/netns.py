@@ -20,6 +20,9 @@ from netweave.lab.errors import LabError
 
 NETNS_DIR = Path("/run/netns")
 IFA_F_NODAD = 0x02  # linux/if_addr.h: IPv6 addresses usable at once, no duplicate address detection
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+NOT_USABLE = IFA_F_TENTATIVE | IFA_F_DADFAILED
 BRIDGE = "br0"
 UPLINK = "eth0"
 
@@ -133,10 +136,12 @@ def add_addresses(ns: str, ifname: str, addresses: list[tuple[str, int]]) -> int
     return added
 
 
-def addresses(ns: str) -> set[str]:
-    """Every address configured in `ns` (any device): a destination among them is the source itself."""
+def addresses(ns: str, *, usable: bool = False) -> set[str]:
+    """Every address configured in `ns` (any device): a destination among them is the source itself.
+    `usable`: only those past duplicate address detection (not tentative, not failed)."""
     with ipr(ns) as ip:
-        return {str(a.get_attr("IFA_ADDRESS")) for a in ip.get_addr()}
+        return {str(a.get_attr("IFA_ADDRESS")) for a in ip.get_addr()
+                if not usable or not (a.get_attr("IFA_FLAGS") or a["flags"]) & NOT_USABLE}
 
 
 def neighbours(ns: str) -> dict[str, str]:
