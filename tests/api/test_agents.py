@@ -16,7 +16,7 @@ from netweave.controller.store import Store
 from .test_networks import create as create_network
 from .test_networks import error
 from .test_openstack_clients import OPENSTACK, endpoint, osc_json  # noqa: F401 - `endpoint` is a fixture
-from .test_subnets_ports import port
+from .test_subnets_ports import port, subnet
 
 CH = "/netweave/v1/chassis"
 
@@ -325,3 +325,50 @@ def test_port_on_a_chassis_that_cannot_carry_its_network_is_error_with_the_reaso
     assert g["status"] == "DOWN" and g["binding:vif_type"] == "netweave" and g["binding:vif_details"] == {}
     view = client.get("/netweave/v1/chassis/u1/view", params={"since": -1}).json()["full"]
     assert set(view["ports"]) == {ports["g"]}
+
+
+def test_routers_subnets_and_interfaces_reach_the_views(client: TestClient) -> None:
+    """The store feeds routers, subnets and interface ports to the compiler: a router appears in the view of
+    each chassis with a VM on one of its networks, with gateway, MAC, host routes and extra routes, and
+    follows every change (interface added/removed, routes, IRB mode, admin state, subnet DNS)."""
+    register(client, "h1", "192.0.2.1")
+    register(client, "h2", "192.0.2.2")
+    web, db = create_network(client, name="web"), create_network(client, name="db")
+    s_web = subnet(client, web["id"], "10.1.0.0/24", dns_nameservers=["192.0.2.53"])
+    s_db = subnet(client, db["id"], "10.2.0.0/24")
+    vm1 = port(client, web["id"], **{"binding:host_id": "h1"})
+    vm2 = port(client, db["id"], **{"binding:host_id": "h2"})
+    r = client.post("/v2.0/routers", json={"router": {"name": "r1"}}).json()["router"]
+
+    def view(host: str) -> dict[str, Any]:
+        full: dict[str, Any] = client.get(f"{CH}/{host}/view", params={"since": -1}).json()["full"]
+        return full
+
+    vni_web = str(web["provider:segmentation_id"])
+    assert view("h1")["routers"] == {}
+    assert view("h1")["networks"][vni_web]["subnets"] == [
+        {"cidr": "10.1.0.0/24", "gateway_ip": "10.1.0.1", "dhcp": True, "dns": ["192.0.2.53"],
+         "host_routes": [], "ipv6_address_mode": None, "ipv6_ra_mode": None}]
+    iface = client.put(f"/v2.0/routers/{r['id']}/add_router_interface", json={"subnet_id": s_web["id"]})
+    assert iface.status_code == 200, iface.text
+    client.put(f"/v2.0/routers/{r['id']}/add_router_interface", json={"subnet_id": s_db["id"]})
+    for host in ("h1", "h2"):
+        entry = view(host)["routers"][r["id"]]
+        assert entry["l3_vni"] == r["netweave:l3_vni"] and entry["irb"] == "symmetric"
+        assert {i["gateway_ip"] for i in entry["interfaces"]} == {"10.1.0.1", "10.2.0.1"}
+        assert {(h["ip"], h["vtep"]) for h in entry["hosts"]} == {
+            (vm1["fixed_ips"][0]["ip_address"], "192.0.2.1"),
+            (vm2["fixed_ips"][0]["ip_address"], "192.0.2.2")}
+    assert view("h1")["routers"][r["id"]]["rmac"] != view("h2")["routers"][r["id"]]["rmac"]
+    vm2_ip = vm2["fixed_ips"][0]["ip_address"]
+    client.put(f"/v2.0/routers/{r['id']}", json={"router": {
+        "routes": [{"destination": "172.16.0.0/16", "nexthop": vm2_ip}], "netweave:irb": "asymmetric"}})
+    entry = view("h1")["routers"][r["id"]]
+    assert entry["routes"] == [{"destination": "172.16.0.0/16", "nexthop": vm2_ip}]
+    assert entry["irb"] == "asymmetric"
+    client.put(f"/v2.0/routers/{r['id']}", json={"router": {"routes": []}})
+    client.put(f"/v2.0/routers/{r['id']}/remove_router_interface", json={"subnet_id": s_db["id"]})
+    assert view("h2")["routers"] == {}, "h2 has no VM on the router's remaining network"
+    assert [i["gateway_ip"] for i in view("h1")["routers"][r["id"]]["interfaces"]] == ["10.1.0.1"]
+    client.put(f"/v2.0/routers/{r['id']}", json={"router": {"admin_state_up": False}})
+    assert view("h1")["routers"] == {}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from .conftest import Lab
-from .test_lab import lab_cli, matrix_json
+from .test_lab import expected_pairs, lab_cli, matrix_json
 
 pytestmark = pytest.mark.netns
 
@@ -68,19 +68,6 @@ def api_url(path: Path) -> str:
     return f"http://{yaml.safe_load(path.read_text())['api']['listen']}"
 
 
-def routed_pairs(doc: dict[str, Any]) -> set[tuple[str, str]]:
-    """Pairs on one network, or on two networks joined by one of the tenant's routers."""
-    out = set()
-    for t in doc["tenants"]:
-        joined = {n: r["name"] for r in t.get("routers", []) for n in r["networks"]}
-        vms = {vm["name"]: vm["network"] for vm in t["vms"]}
-        for a, na in vms.items():
-            for b, nb in vms.items():
-                if a != b and (na == nb or (na in joined and joined.get(nb) == joined[na])):
-                    out.add((a, b))
-    return out
-
-
 class Tcpdump:
     """tcpdump on the lab's underlay bridge (every tunnelled packet crosses it), decoded by tshark."""
 
@@ -113,7 +100,7 @@ def test_two_tenants_routed_isolated_one_hop_and_irb_on_the_wire(
     assert "30 pairs: 12 reachable and 18 isolated as expected, 0 mismatches" in r.stdout, r.stdout
     result = matrix_json(path)
     reached = {(p["src"], p["dst"]) for p in result["pairs"] if p["measured"]}
-    assert result["mismatches"] == 0 and reached == routed_pairs(ROUTED)
+    assert result["mismatches"] == 0 and reached == expected_pairs(ROUTED)
 
     # the anycast gateway answers on every host; traceroute shows exactly one routed hop (both IRB modes)
     for vm, gw in (("r1", "10.1.0.1"), ("r2", "10.1.0.1"), ("r3", "10.2.0.1"), ("b2", "10.2.0.1")):

@@ -172,8 +172,16 @@ def matrix_json(path: Path) -> dict[str, Any]:
 
 
 def expected_pairs(doc: dict[str, Any]) -> set[tuple[str, str]]:
-    network = {vm["name"]: vm["network"] for t in doc["tenants"] for vm in t["vms"]}
-    return {(a, b) for a in network for b in network if a != b and network[a] == network[b]}
+    """Pairs on one network, or on two networks joined by one of the tenant's routers."""
+    out = set()
+    for t in doc["tenants"]:
+        joined = {n: r["name"] for r in t.get("routers", []) for n in r["networks"]}
+        vms = {vm["name"]: vm["network"] for vm in t["vms"]}
+        for a, na in vms.items():
+            for b, nb in vms.items():
+                if a != b and (na == nb or (na in joined and joined.get(nb) == joined[na])):
+                    out.add((a, b))
+    return out
 
 
 def assert_as_expected(result: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -379,14 +387,17 @@ def spine_rx(name: str, spine: int, leaf: int) -> int:
 
 @pytest.mark.timeout(90)
 def test_leaf_spine_default_tenants_matrix_and_ecmp_uses_every_spine(lab: Lab) -> None:
-    """The default tenants on 2 spines x 2 leaves (h1, h3 under leaf 1, h2 under leaf 2): the matrix as on
-    the segment; iperf3 -P 16 r1@h1 -> r2@h2 with hashed source ports crosses both spines."""
+    """The default tenants, each with a router over its two networks (red symmetric, blue asymmetric IRB),
+    on 2 spines x 2 leaves (h1, h3 under leaf 1, h2 under leaf 2): the matrix as expected; iperf3 -P 16
+    r1@h1 -> r2@h2 with hashed source ports crosses both spines."""
     doc = default_lab().model_dump(mode="json", exclude_none=True)
     doc["underlay"] = LEAF_SPINE
+    for tenant, irb in zip(doc["tenants"], ("symmetric", "asymmetric"), strict=True):
+        tenant["routers"] = [{"name": "r", "networks": [n["name"] for n in tenant["networks"]], "irb": irb}]
     name, path = lab(doc)
     r = lab_cli("up", str(path))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "30 pairs: 4 reachable and 26 isolated as expected, 0 mismatches" in r.stdout
+    assert "30 pairs: 12 reachable and 18 isolated as expected, 0 mismatches" in r.stdout, r.stdout
     assert {f"{name}-{n}" for n in ("spine1", "spine2", "leaf1", "leaf2")} <= set(lab_namespaces(name))
     assert f"{name}-ul" not in lab_namespaces(name)
     addr = subprocess.run(
