@@ -478,8 +478,9 @@ class CompilerMachine(RuleBasedStateMachine):
         self._update(ports={pid: self.ports[pid]})
 
     # -------- chassis
-    @rule(host=st.sampled_from(HOSTS), vtep=st.sampled_from(VTEPS), routing=st.booleans())
-    def register_chassis(self, host: str, vtep: str, routing: bool) -> None:
+    @rule(host=st.sampled_from(HOSTS), vtep=st.sampled_from(VTEPS),
+          routing=st.sampled_from([(), ("symmetric",), ("symmetric", "asymmetric")]))
+    def register_chassis(self, host: str, vtep: str, routing: tuple[str, ...]) -> None:
         self.chassis[host] = LChassis(host, vtep, routing=routing)
         self._update(chassis={host: self.chassis[host]})
 
@@ -560,7 +561,7 @@ def test_same_vni_on_two_networks_resolves_like_a_fresh_compile() -> None:
 
 
 # ---------------------------------------------------------------------- routers
-def routed_pair(routing_h3: bool = True) -> Compiler:
+def routed_pair(routing_h3: tuple[str, ...] = ("symmetric", "asymmetric")) -> Compiler:
     """Router r1 on web (10.1.0.0/24) and db (10.2.0.0/24); VMs: web on h1, db on h2, web on h3."""
     web = LNetwork("web", 5001, "vxlan", subnets=(Subnet("10.1.0.0/24", "10.1.0.1", dhcp=True),))
     db = LNetwork("db", 5002, "geneve", subnets=(Subnet("10.2.0.0/24", "10.2.0.1"),))
@@ -604,7 +605,7 @@ def test_router_section_on_every_chassis_of_its_networks() -> None:
 
 
 def test_chassis_that_cannot_route_gets_no_router_and_its_ports_say_why() -> None:
-    c = routed_pair(routing_h3=False)
+    c = routed_pair(routing_h3=())
     assert c.view("h3")[1]["networks"] == {} and c.view("h3")[1]["routers"] == {}
     assert "cannot route" in c.binding_errors[P3]
     assert {h["ip"] for h in c.view("h1")[1]["routers"]["r1"]["hosts"]} == {"10.1.0.5", "10.2.0.5"}
@@ -622,3 +623,13 @@ def test_router_change_touches_only_its_chassis() -> None:
     assert c.update(revision=3, routers={"r9": LRouter("r9", 100009)}) == {}, "no interfaces: nowhere"
     changed = c.update(revision=4, routers={"r1": None})
     assert all(c.view(h)[1]["routers"] == {} for h in ("h1", "h2", "h3"))
+
+
+def test_chassis_that_routes_symmetric_only_refuses_an_asymmetric_router() -> None:
+    c = routed_pair(routing_h3=("symmetric",))
+    assert "r1" in c.view("h3")[1]["routers"] and P3 not in c.binding_errors
+    c.update(revision=2, routers={"r1": LRouter("r1", 100001, "asymmetric")})
+    assert c.view("h3")[1]["routers"] == {} and "asymmetric IRB" in c.binding_errors[P3]
+    assert {h["ip"] for h in c.view("h1")[1]["routers"]["r1"]["hosts"]} == {"10.1.0.5", "10.2.0.5"}
+    c.update(revision=3, routers={"r1": LRouter("r1", 100001, "symmetric")})
+    assert P3 not in c.binding_errors and "r1" in c.view("h3")[1]["routers"]

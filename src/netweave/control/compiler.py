@@ -19,7 +19,7 @@ from typing import Any
 
 from netweave.control import views
 from netweave.control.views import Diff, View
-from netweave.model import Subnet
+from netweave.model import IRB_MODES, Subnet
 from netweave.model.wire import subnet_to_json
 
 HISTORY = 64  # diffs kept per chassis: an agent further behind than this gets a full view
@@ -67,14 +67,19 @@ class LChassis:
     #: what its datapath can carry; empty = not reported (everything is tried)
     encaps: tuple[str, ...] = ()
     datapath: str = "userspace"
-    routing: bool = True  # can its datapath be a distributed router (the kernel one cannot: no VRF here)
+    #: the IRB modes its datapath can route with (as a distributed router); empty: it cannot route
+    routing: tuple[str, ...] = IRB_MODES
 
 
-def unsupported(net: "LNetwork", ch: LChassis, routed: bool = False) -> str | None:
-    """Why `ch` cannot carry `net` (attached to a router when `routed`), or None when it can."""
-    if routed and not ch.routing:
+def unsupported(net: "LNetwork", ch: LChassis, irbs: frozenset[str] = frozenset()) -> str | None:
+    """Why `ch` cannot carry `net` (attached to routers with IRB modes `irbs`), or None when it can."""
+    missing = sorted(irbs - set(ch.routing))
+    if missing and not ch.routing:
         return (f"network {net.id} is attached to a router and chassis {ch.name}'s {ch.datapath} datapath "
                 "cannot route (no VRF in this kernel); use the userspace datapath")
+    if missing:
+        return (f"network {net.id} is attached to a router with {missing[0]} IRB, which chassis {ch.name}'s "
+                f"{ch.datapath} datapath cannot do (it routes with {', '.join(ch.routing)} IRB only)")
     if not ch.encaps or net.encap in ch.encaps:
         return None
     if ch.datapath == "kernel":
@@ -140,6 +145,8 @@ class Compiler:
         dirty: set[tuple[str, str]] = set()
         for rid, router in (routers or {}).items():
             dirty |= self._router_sections(rid)
+            for nid in self._router_networks(rid):  # its IRB mode decides where its networks may go
+                dirty |= {(host, nid) for host in self.hosts_by_network.get(nid, ())}
             if router is None:
                 self.routers.pop(rid, None)
             else:
@@ -232,6 +239,11 @@ class Compiler:
             out |= self._router_sections(rid)
         return out
 
+    def _irbs(self, nid: str) -> frozenset[str]:
+        """The IRB modes of the routers attached to network `nid`."""
+        return frozenset(r.irb for rid in self.routers_by_network.get(nid, ())
+                         if (r := self.routers.get(rid)) is not None)
+
     def _router_networks(self, rid: str) -> set[str]:
         return set(self.interfaces_by_router.get(rid, {}).values())
 
@@ -251,7 +263,7 @@ class Compiler:
         if net is None or not hosts or host not in hosts:
             return None
         me = self.chassis.get(host)
-        reason = unsupported(net, me, bool(self.routers_by_network.get(nid))) if me is not None else None
+        reason = unsupported(net, me, self._irbs(nid)) if me is not None else None
         for pid in self.ports_by_network.get(nid, ()):
             if self.ports[pid].host == host:
                 self._binding_error(pid, reason)
@@ -299,7 +311,7 @@ class Compiler:
         routes. Absent where the chassis cannot route (its ports show why, see `_section`)."""
         router = self.routers.get(rid)
         me = self.chassis.get(host)
-        if router is None or me is None or not me.routing:
+        if router is None or me is None or router.irb not in me.routing:
             return None
         interfaces: list[dict[str, Any]] = []
         attached: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
@@ -324,7 +336,7 @@ class Compiler:
             for pid in sorted(self.ports_by_network.get(nid, ())):
                 port = self.ports[pid]
                 ch = self.chassis.get(port.host)
-                if ch is None or unsupported(net, ch, True):
+                if ch is None or unsupported(net, ch, frozenset((router.irb,))):
                     continue  # not reachable: no VTEP yet, or it cannot route (its port is in ERROR)
                 for ip in port.ips:
                     if any(ipaddress.ip_address(ip) in c for c in cidrs):

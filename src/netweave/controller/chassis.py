@@ -30,6 +30,7 @@ from netweave.controller.attributes import Attr, check_body, one_of, to_dict, to
 from netweave.controller.db import Chassis, IPAllocation, Network, Port, Router, Subnet, utcnow
 from netweave.controller.routers import ROUTER_INTERFACE_OWNERS
 from netweave.controller.store import Store
+from netweave.model import IRB_MODES
 from netweave.model import Subnet as VtepSubnet
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,14 @@ def logical_network(row: Network, subnets: list[Subnet] | None = None) -> LNetwo
 
 
 def logical_chassis(row: Chassis) -> LChassis:
-    routing = row.capabilities.get("routing", True) if isinstance(row.capabilities, dict) else True
-    return LChassis(row.name, row.vtep_ip, encaps=tuple(row.encaps), datapath=row.datapath,
-                    routing=bool(routing))
+    """`capabilities.routing`: true/absent (every IRB mode), false (none) or a list of IRB modes."""
+    caps = row.capabilities if isinstance(row.capabilities, dict) else {}
+    routing = caps.get("routing", True)
+    if isinstance(routing, list):
+        modes = tuple(m for m in IRB_MODES if m in routing)
+    else:
+        modes = IRB_MODES if routing else ()
+    return LChassis(row.name, row.vtep_ip, encaps=tuple(row.encaps), datapath=row.datapath, routing=modes)
 
 
 def logical_router(row: Router) -> LRouter | None:
