@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from netweave.controller.errors import BadRequest, Conflict
+from netweave.packet import addr
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -123,7 +124,4 @@ def next_free(pools: Iterable[dict[str, str]], used: set[str], skip: int = 0) ->
 
 def eui64(net: IPNetwork, mac: str) -> str:
     """SLAAC address of `mac` in a /64 (RFC 4291 appendix A)."""
-    raw = bytearray(bytes.fromhex(mac.replace(":", "")))
-    raw[0] ^= 0x02
-    iid = bytes(raw[:3]) + b"\xff\xfe" + bytes(raw[3:])
-    return str(ipaddress.IPv6Address(int(net.network_address) | int.from_bytes(iid, "big")))
+    return addr.eui64(str(net.network_address), mac)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from netweave.model import Port, Subnet
 from netweave.packet import BROADCAST_MAC, Ethernet, IPv4, IPv6, Udp, build_stack
-from netweave.packet.addr import mac_to_bytes
+from netweave.packet.addr import eui64
 from netweave.packet.dhcp import (
     ADVERTISE,
     ALL_DHCP_RELAY_AGENTS_AND_SERVERS,
@@ -127,10 +127,7 @@ def is_router_solicit(frame: bytes) -> bool:
 def link_local(mac: str) -> str:
     """The fe80::/64 address of `mac` by modified EUI-64 (RFC 4291 appendix A): where DHCPv6 replies
     and router advertisements come from, so the pipeline must answer neighbour solicitations for it."""
-    raw = bytearray(mac_to_bytes(mac))
-    raw[0] ^= 0x02
-    iid = bytes(raw[:3]) + b"\xff\xfe" + bytes(raw[3:])
-    return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + iid))
+    return eui64("fe80::", mac)
 
 
 # ------------------------------------------------------------------------------------------------ DHCPv4

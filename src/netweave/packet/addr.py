@@ -70,3 +70,11 @@ def check_length(buf: bytes | memoryview, offset: int, needed: int, what: str) -
     """Raise DecodeError unless `needed` bytes are available at `offset` (ExaBGP's check_length idea)."""
     if offset < 0 or offset + needed > len(buf):
         raise DecodeError(f"{what}: need {needed} bytes at offset {offset}, have {max(len(buf) - offset, 0)}")
+
+
+def eui64(prefix: str, mac: str) -> str:
+    """The IPv6 address of `mac` in the /64 `prefix` (e.g. "fe80::" or "2001:db8::"), with the modified
+    EUI-64 interface identifier (RFC 4291 appendix A): SLAAC addresses and link-local addresses."""
+    raw = bytearray(mac_to_bytes(mac))
+    raw[0] ^= 0x02
+    return ipv6_from_bytes(ipv6_to_bytes(prefix)[:8] + bytes(raw[:3]) + b"\xff\xfe" + bytes(raw[3:]))
