@@ -32,6 +32,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# this checkout's code, in this process and in the VTEPs and relays it starts (`netweave vtep` is the venv's
+# entry point, whose editable install may point at another checkout: PYTHONPATH comes before it)
+sys.path.insert(0, str(ROOT / "src"))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 from tests.netns.topo import Topology, iperf, iperf_json, kernel_vtep, sh  # noqa: E402
 
