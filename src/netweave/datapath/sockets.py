@@ -107,7 +107,7 @@ class UnderlaySockets:
         self.groups: set[str] = set()
         #: (remote, destination port, source port) -> its connected socket; None: send through udp_tx
         self._senders: dict[tuple[str, int, int], socket.socket | None] = {}
-        self._connected = 0
+        self.connected = 0  # connected senders open
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.max_senders = MAX_SENDERS if soft == resource.RLIM_INFINITY else min(MAX_SENDERS, soft // 4)
         #: bumped whenever senders are closed: whoever keeps `udp_sender` results must drop them then
@@ -130,7 +130,7 @@ class UnderlaySockets:
         return via_raw
 
     def _connect(self, dst: str, dport: int, sport: int) -> socket.socket | None:
-        if self._connected >= self.max_senders or ipaddress.ip_address(dst).is_multicast:
+        if self.connected >= self.max_senders or ipaddress.ip_address(dst).is_multicast:
             return None
         try:
             s = socket.socket(self.family, socket.SOCK_DGRAM)
@@ -150,7 +150,7 @@ class UnderlaySockets:
         except OSError:  # the port is taken, no route yet...: the raw socket sends (and reports errors)
             s.close()
             return None
-        self._connected += 1
+        self.connected += 1
         return s
 
     def prune(self, keep: Callable[[str], bool]) -> int:
@@ -160,7 +160,7 @@ class UnderlaySockets:
             s = self._senders.pop(k)
             if s is not None:
                 s.close()
-                self._connected -= 1
+                self.connected -= 1
         if gone:
             self.generation += 1
         return len(gone)

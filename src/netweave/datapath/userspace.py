@@ -1,8 +1,15 @@
 """The userspace datapath: the `dataplane` pipeline on real I/O (TAPs for VM ports, sockets for tunnels).
 
 One thread, one selector. Each readable descriptor is drained in a batch (up to BATCH frames) before the
-next, so a busy port cannot starve the others for long. Every frame goes through `Dataplane.from_port` /
-`from_tunnel`; on the flow-cached path that is a dict lookup, the rest is encapsulation and syscalls.
+next, so a busy port cannot starve the others for long. Frames go through `Dataplane.from_port` /
+`from_tunnel`, except on the fast paths: once the pipeline's flow cache holds a unicast decision (a VM's
+frame to one remote VTEP, a tunnel frame to one local port) and no table changed while it was made, the
+datapath remembers what that decision needs per (port, Ethernet header) or (remote VTEP, tunnel header +
+Ethernet header) and later frames skip the pipeline call: they are counted, their learned source entry
+refreshed and the cache hit counted exactly as the pipeline would, per batch. Any change of the dataplane's
+revision empties the fast paths, as it empties the flow cache. Unicast UDP tunnels leave through connected
+UDP sockets, one per (remote, source-port bucket) (`UnderlaySockets.udp_sender`). Together this brings the
+per-frame cost close to that of a relay without logic (benchmarks/bench_datapath.py).
 Malformed underlay packets are counted (`bad_header`, `wrong_encap`, `critical_option`) and dropped.
 """
 
@@ -11,7 +18,6 @@ import errno
 import logging
 import os
 import selectors
-import struct
 import time
 import zlib
 from collections.abc import Callable
@@ -35,7 +41,7 @@ BATCH = 64
 MAX_FRAME = 65536
 ETH_LEN = 14
 AGE_EVERY_S = 5.0
-_UDP = struct.Struct("!HHHH")
+PRUNE_EVERY_S = 60.0  # at most this often, once senders fill half their cap: close those to gone remotes
 _VXLAN_FIELDS = Vxlan._unpack_fixed  # the declaration's generated decoder, without the classmethod hop
 #: The outer UDP source port of a flow (RFC 7348 entropy): SPORT_BASE + (flow hash & BUCKET_MASK), that is
 #: one of the top SPORT_BUCKETS ports of the dynamic range (65472-65535, above Linux's default ephemeral
@@ -138,7 +144,7 @@ class UserspaceDatapath:
         self._tap_by_fd: dict[int, str] = {}
         self.encaps: dict[int, _Encapsulator] = {}
         self._stopping = False
-        self._last_age = time.monotonic()
+        self._last_age = self._last_prune = time.monotonic()
         self._vni_encap: dict[int, str] = {}
         #: fast paths for flow-cached unicast (see `_on_tap`, `_underlay_batch`), valid while the
         #: dataplane's revision and the senders' generation are `_fast_key`
@@ -615,6 +621,17 @@ class UserspaceDatapath:
         if now - self._last_age >= AGE_EVERY_S:
             self._last_age = now
             self.dp.age(now)
+            if (self.sockets.connected > self.sockets.max_senders // 2
+                    and now - self._last_prune >= PRUNE_EVERY_S):
+                self._last_prune = now
+                self._prune_senders()
+
+    def _prune_senders(self) -> int:
+        """Close the connected senders to remote VTEPs no table names any more (learned remotes that aged
+        out, removed networks' flood lists), so they do not keep descriptors and the cap."""
+        live = {e.vtep for _, _, e in self.dp.fib.entries() if e.vtep is not None}
+        live.update(ip for net in self.dp.networks.values() for ip in net.spec.flood)
+        return self.sockets.prune(live.__contains__)
 
     def run(self) -> None:
         while not self._stopping:
