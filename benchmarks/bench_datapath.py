@@ -32,6 +32,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# this checkout's code (or NETWEAVE_BENCH_SRC's, for before/after comparisons), in this process and in the
+# VTEPs and relays it starts (`netweave vtep` is the venv's entry point, whose editable install may point at
+# another checkout: PYTHONPATH comes before it)
+SRC = os.environ.get("NETWEAVE_BENCH_SRC") or str(ROOT / "src")
+sys.path.insert(0, SRC)
+_PATH = os.environ.get("PYTHONPATH", "")
+os.environ["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, _PATH.split(os.pathsep))])
 
 from tests.netns.topo import Topology, iperf, iperf_json, kernel_vtep, sh  # noqa: E402
 
@@ -70,6 +77,7 @@ def streams(topo: Topology, c: str, s: str, ip: str, seconds: int) -> dict[str, 
     return {
         "tcp1_gbps": iperf(topo, c, s, ip, seconds) / 1e9,
         "tcp4_gbps": iperf(topo, c, s, ip, seconds, "-P", "4") / 1e9,
+        "_seconds": seconds,
     }
 
 
@@ -121,6 +129,11 @@ def _frames_and_cpu(
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     frames = counter() - f0
     out["frames_per_cpu_s"] = frames / cpu if cpu else 0.0
+    if "tcp1_gbps" in out and cpu:
+        # tenant bytes delivered per CPU-second: unlike frames, this does not depend on how many ACKs the
+        # receiving VM sends (fewer when a datapath coalesces segments, see netweave.datapath.gro)
+        mbytes = (out["tcp1_gbps"] + out["tcp4_gbps"]) * 1e3 / 8 * out.pop("_seconds")
+        out["tcp_mbytes_per_cpu_s"] = mbytes / cpu
     return out
 
 
@@ -365,6 +378,7 @@ def main() -> None:
                 errors[name] = " ".join(str(exc).split())
                 print(f"{name:9s} error: {errors[name]}", file=sys.stderr, flush=True)
                 continue
+            r.pop("_seconds", None)
             rounds.setdefault(name, []).append(r)
             print(f"{name:9s} {json.dumps(r)}", file=sys.stderr, flush=True)
     results: dict[str, Any] = {
@@ -392,6 +406,10 @@ def main() -> None:
         ratios["netweave/relay frames per CPU-second, TCP runs"] = (
             nw["frames_per_cpu_s"] / relay["frames_per_cpu_s"]
         )
+    if relay.get("tcp_mbytes_per_cpu_s") and nw.get("tcp_mbytes_per_cpu_s"):
+        ratios["netweave/relay tenant bytes per CPU-second, TCP runs"] = (
+            nw["tcp_mbytes_per_cpu_s"] / relay["tcp_mbytes_per_cpu_s"]
+        )
     if relay.get("udp64_frames_per_cpu_s") and nw.get("udp64_frames_per_cpu_s"):
         ratios["netweave/relay frames per CPU-second, 64-byte UDP"] = (
             nw["udp64_frames_per_cpu_s"] / relay["udp64_frames_per_cpu_s"]
@@ -406,7 +424,7 @@ def main() -> None:
         if "error" in r:
             print(f"  {name:9s} not measured: {r['error']}")
             continue
-        shown = ("frames_per_cpu_s", "udp64_pps", "udp64_frames_per_cpu_s")
+        shown = ("frames_per_cpu_s", "tcp_mbytes_per_cpu_s", "udp64_pps", "udp64_frames_per_cpu_s")
         extra = "".join(f"  {k}={v:,.0f}" for k, v in r.items() if k in shown)
         print(f"  {name:9s} 1 stream {r['tcp1_gbps']:.3f}  4 streams {r['tcp4_gbps']:.3f}{extra}")
     print(

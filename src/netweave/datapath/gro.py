@@ -32,6 +32,21 @@ TCP_OFF = ETH + IP4
 _ACK, _PSH = 0x10, 0x08
 
 
+def _key_mask(doff: int) -> int:
+    """What must be equal to merge, as a mask over the headers (Ethernet to the TCP options) read as one
+    big-endian integer: everything but the IP length, ID and checksum, the sequence number, the PSH flag,
+    the TCP checksum and urgent pointer. That is the Ethernet header, TOS, DF/TTL, addresses and ports,
+    ACK, data offset and the other flags, window and options, as Linux's `tcp_gro_receive` compares."""
+    mask = bytearray(b"\xff" * (TCP_OFF + doff))
+    for i in (16, 17, 18, 19, 24, 25, 38, 39, 40, 41, 50, 51, 52, 53):
+        mask[i] = 0
+    mask[TCP_OFF + 13] = 0xFF & ~_PSH
+    return int.from_bytes(mask, "big")
+
+
+_KEY_MASK = {doff: _key_mask(doff) for doff in range(20, 64, 4)}
+
+
 def _sum(data: bytes) -> int:
     """Ones' complement sum of 16-bit big-endian words, modulo 0xFFFF (2**16 == 1 mod 0xFFFF)."""
     if len(data) & 1:
@@ -42,7 +57,7 @@ def _sum(data: bytes) -> int:
 class _Flow:
     __slots__ = ("count", "first", "key", "mss", "next_seq", "payload_len", "payload_sum", "payloads", "psh")
 
-    def __init__(self, key: bytes, first: bytes, mss: int, seq: int, psum: int) -> None:
+    def __init__(self, key: int, first: bytes, mss: int, seq: int, psum: int) -> None:
         self.key = key
         self.first = first  # the first segment: its headers become the frame's
         self.mss = mss
@@ -64,29 +79,27 @@ class Coalescer:
         self.merged_segments = 0  # segments that went out inside a larger frame (for stats/tests)
 
     @staticmethod
-    def _segment(frame: bytes) -> tuple[bytes, int, int, int, bool] | None:
+    def _segment(frame: bytes) -> tuple[int, int, int, int, bool] | None:
         """(flow key, sequence number, payload length, payload sum, ends the frame) of a mergeable
-        segment, or None."""
-        if len(frame) < TCP_OFF + 20 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45:
-            return None
-        if frame[23] != 6 or frame[20] != 0x40 or frame[21]:  # TCP, DF (IDs need not run), unfragmented
+        segment, or None. The headers are read as one integer: the key is it with the fields that may
+        differ between merged segments masked out, the sum and the sequence number are bits of it."""
+        n = len(frame)
+        if (n < TCP_OFF + 20 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45 or frame[23] != 6
+                or frame[20] != 0x40 or frame[21]):  # TCP/IPv4 without options, DF (IDs need not run), whole
             return None
         doff = (frame[TCP_OFF + 12] >> 4) * 4
         flags = frame[TCP_OFF + 13]
-        total = int.from_bytes(frame[16:18], "big")
+        total = frame[16] << 8 | frame[17]
         plen = total - IP4 - doff
-        if doff < 20 or plen <= 0 or flags & ~(_ACK | _PSH) or not flags & _ACK or len(frame) != ETH + total:
+        if doff < 20 or plen <= 0 or flags & ~(_ACK | _PSH) or not flags & _ACK or n != ETH + total:
             return None
         tcp_end = TCP_OFF + doff
-        # the payload's sum follows from the segment's checksum: pseudo + header + payload == 0 (mod)
-        pseudo = _sum(frame[26:34]) + 6 + doff + plen
-        psum = -(pseudo + _sum(frame[TCP_OFF:tcp_end])) % 0xFFFF
-        # what must be equal to merge: Ethernet header, TOS, DF/TTL, addresses and ports, ACK, data
-        # offset and flags byte without PSH, window, options
-        key = b"".join((frame[:14], frame[15:16], frame[20:21], frame[22:23], frame[26:38],
-                        frame[42:46], bytes((frame[46], flags & ~_PSH)), frame[48:50], frame[54:tcp_end]))
-        seq = int.from_bytes(frame[38:42], "big")
-        return key, seq, plen, psum, bool(flags & _PSH)
+        hdr = int.from_bytes(frame[:tcp_end], "big")
+        # the payload's sum follows from the segment's checksum: pseudo + header + payload == 0 (mod); the
+        # addresses (the pseudo-header's) and the TCP header are the last 8 + doff bytes, an even count
+        psum = -((hdr & ((1 << (8 * (tcp_end - 26))) - 1)) + 6 + doff + plen) % 0xFFFF
+        seq = (hdr >> (8 * (tcp_end - 42))) & 0xFFFFFFFF
+        return hdr & _KEY_MASK[doff], seq, plen, psum, bool(flags & _PSH)
 
     def push(self, frame: bytes) -> list[bytes]:
         if self.flow is None and (len(frame) < TCP_OFF + 20 or frame[23] != 6):

@@ -6,12 +6,24 @@ IPPROTO_UDP socket, because the outer source
 port must vary per inner flow (ECMP entropy) and a bound UDP socket can only send from its own port; the
 kernel adds the IP header and, over IPv6, the UDP checksum (IPV6_CHECKSUM). The raw send socket carries a
 drop-all BPF filter so it never queues the copies of every UDP packet that raw sockets receive.
+
+Unicast UDP encapsulations go out through `udp_sender`: a UDP socket per (remote VTEP, destination port,
+source port), bound to the VTEP address and that source port and connected to the remote, created on
+first use. The kernel then builds the UDP header and keeps the route, so a packet costs one `send` of
+tunnel header + frame, which is measurably cheaper than the raw socket's `sendto` with a UDP header packed
+in Python (the datapath sends every frame of a flow-cached unicast through it). Such sockets exist only
+for the few source ports the datapath uses (`SPORT_BUCKETS` of them, see `userspace`), at most
+`MAX_SENDERS` in all; past that, for multicast destinations and when a port cannot be bound, the same
+datagram (same ports) goes out of the raw socket instead, so the wire never depends on which was used.
 """
 
 import contextlib
 import ctypes
+import ipaddress
+import resource
 import socket
 import struct
+from collections.abc import Callable
 
 from netweave.packet.addr import ip_to_bytes, ip_version
 from netweave.packet.ip import IPPROTO_GRE
@@ -20,6 +32,12 @@ from netweave.packet.tunnel import GENEVE_PORT, VXLAN_PORT
 SO_ATTACH_FILTER = 26
 IPV6_CHECKSUM = 7
 SOCK_BUFFER_BYTES = 4 << 20
+SO_NO_CHECK = 11  # Linux: send IPv4 UDP with a zero checksum (RFC 7348 section 5, as the raw path does)
+#: connected senders at most (each is a file descriptor); a quarter of the descriptor limit if lower
+MAX_SENDERS = 1024
+_UDP = struct.Struct("!HHHH")
+
+Sender = Callable[[bytes], int]
 
 
 def _drop_all_filter(sock: socket.socket) -> None:
@@ -87,6 +105,65 @@ class UnderlaySockets:
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 16)
         self.udp_tx.setblocking(False)
         self.groups: set[str] = set()
+        #: (remote, destination port, source port) -> its connected socket; None: send through udp_tx
+        self._senders: dict[tuple[str, int, int], socket.socket | None] = {}
+        self.connected = 0  # connected senders open
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.max_senders = MAX_SENDERS if soft == resource.RLIM_INFINITY else min(MAX_SENDERS, soft // 4)
+        #: bumped whenever senders are closed: whoever keeps `udp_sender` results must drop them then
+        self.generation = 0
+
+    def udp_sender(self, dst: str, dport: int, sport: int) -> Sender:
+        """A function sending one UDP payload (tunnel header + frame) from our `sport` to `dst`:`dport`.
+        Valid until `generation` changes."""
+        key = (dst, dport, sport)
+        if key not in self._senders:
+            self._senders[key] = self._connect(dst, dport, sport)
+        sock = self._senders[key]
+        if sock is not None:
+            return sock.send
+        raw, addr, pack = self.udp_tx.sendto, (dst, 0), _UDP.pack
+
+        def via_raw(payload: bytes) -> int:
+            return raw(pack(sport, dport, 8 + len(payload), 0) + payload, addr)
+
+        return via_raw
+
+    def _connect(self, dst: str, dport: int, sport: int) -> socket.socket | None:
+        if self.connected >= self.max_senders or ipaddress.ip_address(dst).is_multicast:
+            return None
+        try:
+            s = socket.socket(self.family, socket.SOCK_DGRAM)
+        except OSError:  # out of descriptors: the raw socket still sends
+            return None
+        try:
+            # several remotes share each source port; nothing is received on these (drop-all filter)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _drop_all_filter(s)
+            with contextlib.suppress(OSError):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUFFER_BYTES)
+            if not self.v6:
+                s.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+            s.bind((self.vtep_ip, sport))
+            s.connect((dst, dport))
+            s.setblocking(False)
+        except OSError:  # the port is taken, no route yet...: the raw socket sends (and reports errors)
+            s.close()
+            return None
+        self.connected += 1
+        return s
+
+    def prune(self, keep: Callable[[str], bool]) -> int:
+        """Close the senders to remotes `keep` rejects (no longer in any table); returns how many."""
+        gone = [k for k in self._senders if not keep(k[0])]
+        for k in gone:
+            s = self._senders.pop(k)
+            if s is not None:
+                s.close()
+                self.connected -= 1
+        if gone:
+            self.generation += 1
+        return len(gone)
 
     def receivers(self) -> list[tuple[socket.socket, str]]:
         return [(s, encap) for encap, s in self.udp_rx.items()] + [(self.gre, "gre")]
@@ -105,5 +182,6 @@ class UnderlaySockets:
         self.groups.add(group)
 
     def close(self) -> None:
+        self.prune(lambda _dst: False)
         for s in (*self.udp_rx.values(), self.udp_tx, self.gre_tx, self.gre):
             s.close()
