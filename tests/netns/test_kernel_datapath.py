@@ -4,6 +4,7 @@ unsupported encapsulations, interop with the userspace VTEP."""
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from netweave.datapath.kernel import RESYNC_S, KernelDatapath, bridge_name, port_device_name, vxlan_name
-from netweave.model import DatapathState, Network, Port, Remote
+from netweave.model import DatapathState, Network, Port, Remote, Router, RouterHost, RouterInterface
 from netweave.model.wire import state_to_json
 from netweave.vtep.control import request
 
@@ -39,6 +40,15 @@ def kernel(topo: Topology) -> Iterator[Make]:
     yield make
     for dp in made:
         dp.close()
+    remove_router_namespaces(topo)
+
+
+def remove_router_namespaces(topo: Topology) -> None:
+    """The router namespaces the datapaths made for this topology's hosts (`<host ns>-<prefix>r<vni>`:
+    they carry the run's prefix); the topology removes only the namespaces it made itself."""
+    for name in [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()]:
+        if name.startswith(topo.prefix) and name not in topo.namespaces:
+            sh("ip", "netns", "del", name, check=False)
 
 
 def controller_net(flood: str) -> Network:
@@ -309,3 +319,143 @@ def test_in_process_in_the_host_namespace(topo: Topology, kernel: Make) -> None:
     address_vm(topo, vms[2], 2)
     assert topo.ping(vms[1], "10.0.0.2") and topo.ping(vms[2], "10.0.0.1")
     assert normalized(kernel("h1").state()) == normalized(states[1])
+
+
+# ---------------------------------------------------------------- symmetric IRB (one namespace per router)
+
+L3_VNI = 100001
+RMAC = {1: "0e:00:00:00:01:01", 2: "0e:00:00:00:02:02"}
+GW_MAC = {1: "fa:16:3e:00:00:01", 2: "fa:16:3e:00:00:02"}
+
+
+def routed_net(vni: int) -> Network:
+    return Network(vni=vni, mode="static", unknown_unicast="drop")
+
+
+def routed_vm(i: int, vm_ns: str) -> Port:
+    """VM i on network 500i: 10.i.0.5 and 2001:db8:i::5."""
+    return Port(name=f"vm{i}", vni=5000 + i, mac=mac(i, 5), ips=(f"10.{i}.0.5", f"2001:db8:{i}::5"),
+                netns=vm_ns, port_id=f"port-vm{i}")
+
+
+def router_on(i: int, ul: tuple[str, str], *, hosts: tuple[int, ...] = (1, 2)) -> Router:
+    """Router r1 as chassis i holds it: both subnets (v4 and v6), the host routes of VMs `hosts`."""
+    ifaces = tuple(RouterInterface(5000 + k, cidr, gw, GW_MAC[k])
+                   for k in (1, 2) for cidr, gw in ((f"10.{k}.0.0/24", f"10.{k}.0.1"),
+                                                    (f"2001:db8:{k}::/64", f"2001:db8:{k}::1")))
+    rhosts = tuple(RouterHost(ip, 5000 + k, mac(k, 5), ul[k - 1], RMAC[k])
+                   for k in hosts for ip in (f"10.{k}.0.5", f"2001:db8:{k}::5"))
+    return Router("r1", L3_VNI, RMAC[i], "symmetric", interfaces=ifaces, hosts=rhosts)
+
+
+def routed_state(i: int, vm_ns: str, ul: tuple[str, str], **kw: tuple[int, ...]) -> DatapathState:
+    return DatapathState(networks=(routed_net(5000 + i),), ports=(routed_vm(i, vm_ns),),
+                         routers=(router_on(i, ul, **kw),))
+
+
+def address_routed_vm(topo: Topology, vm_ns: str, i: int) -> None:
+    topo.vm_addr(vm_ns, f"vm{i}", f"10.{i}.0.5/24", f"2001:db8:{i}::5/64")
+    sh("ip", "-n", vm_ns, "route", "add", "default", "via", f"10.{i}.0.1")
+    sh("ip", "-n", vm_ns, "-6", "route", "add", "default", "via", f"2001:db8:{i}::1")
+
+
+def router_ns(topo: Topology, host: str) -> str:
+    return f"{topo.hosts[host]}-{PREFIX}r{L3_VNI}"
+
+
+def netns_names() -> set[str]:
+    return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
+
+
+def ping_ttl(vm_ns: str, dst: str) -> str:
+    r = subprocess.run(["ip", "netns", "exec", vm_ns, "ping", "-n", "-c", "1", "-W", "2", dst],
+                       capture_output=True, text=True, check=False)
+    return r.stdout
+
+
+def test_symmetric_irb_between_two_kernel_chassis(topo: Topology, kernel: Make) -> None:
+    ul = (topo.underlay_ip(1), topo.underlay_ip(2))
+    dps, vms, states = {}, {}, {}
+    for i in (1, 2):
+        topo.add_host(f"h{i}", i)
+        vms[i] = topo.ns(f"v{i}")
+        dps[i] = kernel(f"h{i}")
+        states[i] = routed_state(i, vms[i], ul)
+        out = dps[i].apply(states[i])
+        assert out["errors"] == {} and out["routers"] == {"added": ["r1"]}, out
+        assert "router_errors" not in out, out
+        address_routed_vm(topo, vms[i], i)
+    rns = router_ns(topo, "h1")
+    assert rns in netns_names()
+    # what was built: the leg (gateway MAC and addresses), the L3 VNI device (router MAC), the host routes
+    leg = sh("ip", "-n", rns, "addr", "show", "qr5001").stdout
+    assert GW_MAC[1] in leg and "10.1.0.1/24" in leg and "2001:db8:1::1/64" in leg, leg
+    vx = sh("ip", "-d", "-n", rns, "link", "show", f"vx{L3_VNI}").stdout
+    assert RMAC[1] in vx and f"vxlan id {L3_VNI} local {ul[0]} " in vx and "nolearning" in vx, vx
+    assert "mtu 1450 " in vx, vx
+    routes = sh("ip", "-n", rns, "route", "show").stdout
+    assert f"10.2.0.5 dev vx{L3_VNI} proto static scope link" in routes, routes
+    assert "10.1.0.5" not in routes, "a local VM needs no host route"
+    assert RMAC[2] in sh("ip", "-n", rns, "neigh", "show", "10.2.0.5").stdout
+    fdb = sh("bridge", "-n", rns, "fdb", "show", "dev", f"vx{L3_VNI}").stdout
+    assert re.search(rf"{RMAC[2]} dst {ul[1]} .*self permanent", fdb) and fdb.count(RMAC[2]) == 1, fdb
+    for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+        assert sh("ip", "netns", "exec", rns, "sysctl", "-n", key).stdout.strip() == "1"
+
+    assert topo.ping(vms[1], "10.1.0.1"), "the gateway answers"
+    assert topo.ping(vms[2], "10.2.0.1")
+    assert topo.ping(vms[1], "10.2.0.5"), "h1 -> L3 VNI -> h2"
+    assert topo.ping(vms[2], "10.1.0.5"), "h2 -> L3 VNI -> h1"
+    assert topo.ping(vms[1], "2001:db8:2::5"), "IPv6 h1 -> h2"
+    assert topo.ping(vms[2], "2001:db8:1::5"), "IPv6 h2 -> h1"
+    # the kernel routes at both ends of symmetric IRB: two decrements (64 -> 62)
+    assert "ttl=62" in ping_ttl(vms[1], "10.2.0.5")
+
+    for i in (1, 2):
+        out = dps[i].apply(states[i])
+        assert (out["changes"], out["writes"]) == (0, 0), out
+    # an agent restart: a new datapath reads the kernel (the router namespace too) and writes nothing
+    out = kernel("h1").apply(states[1])
+    assert (out["changes"], out["writes"]) == (0, 0), out
+
+    # a host route removed: only its entries go, and that VM is unreachable from h1
+    links_before = set(links(rns))
+    out = dps[1].apply(routed_state(1, vms[1], ul, hosts=(1,)))
+    assert out["routers"] == {"updated": ["r1"]} and out["changes"] == 1, out
+    assert out["writes"] == 5, out  # two routes, two neighbour entries, one fdb entry
+    assert set(links(rns)) == links_before
+    assert not topo.ping(vms[1], "10.2.0.5", count=2, timeout_s=1)
+    assert topo.ping(vms[1], "10.1.0.1"), "the rest of the router is untouched"
+    out = dps[1].apply(states[1])
+    assert out["writes"] == 5, out
+    assert topo.ping(vms[1], "10.2.0.5")
+
+    # the router removed: its namespace, legs and entries go; bridging stays
+    out = dps[1].apply(dataclasses.replace(states[1], routers=()))
+    assert out["routers"] == {"removed": ["r1"]}, out
+    assert rns not in netns_names()
+    assert not [n for n in links(topo.hosts["h1"]) if n.startswith(f"{PREFIX}q")]
+    assert "10.1.0.1" not in sh("ip", "-n", topo.hosts["h1"], "neigh", "show").stdout
+    assert dps[1].apply(dataclasses.replace(states[1], routers=()))["writes"] == 0
+
+
+def test_kernel_symmetric_irb_interoperates_with_the_userspace_router(topo: Topology, kernel: Make) -> None:
+    """h1: our userspace VTEP with its distributed router; h2: the kernel datapath's router namespace.
+    The same DatapathState semantics on both: pings cross the L3 VNI both ways."""
+    topo.add_host("h1", 1)
+    topo.add_host("h2", 2)
+    ul = (topo.underlay_ip(1), topo.underlay_ip(2))
+    vms = {1: topo.ns("v1"), 2: topo.ns("v2")}
+    _, sock = topo.vtep("h1", {"vtep_ip": ul[0]})
+    out = request(sock, "apply", **state_to_json(routed_state(1, vms[1], ul)))
+    assert out["errors"] == {} and out["routers"]["added"] == ["r1"], out
+    out = kernel("h2").apply(routed_state(2, vms[2], ul))
+    assert out["errors"] == {} and out["routers"] == {"added": ["r1"]}, out
+    for i in (1, 2):
+        address_routed_vm(topo, vms[i], i)
+    assert topo.ping(vms[1], "10.1.0.1") and topo.ping(vms[2], "10.2.0.1"), "both gateways answer"
+    assert topo.ping(vms[1], "10.2.0.5"), "userspace router -> L3 VNI -> kernel router namespace"
+    assert topo.ping(vms[2], "10.1.0.5"), "kernel router namespace -> L3 VNI -> userspace router"
+    assert topo.ping(vms[1], "2001:db8:2::5") and topo.ping(vms[2], "2001:db8:1::5"), "IPv6"
+    stats = request(sock, "stats")
+    assert stats["vni"]["5001"]["routed"] >= 3, stats["vni"]["5001"]

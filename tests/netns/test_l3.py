@@ -245,27 +245,49 @@ def test_dhcp_slaac_and_dhcpv6_give_the_ports_addresses_gateway_and_mtu(lab: Lab
     assert "nameserver 192.0.2.53" in (rundir / "dhclient4-w1.resolv").read_text()
 
 
-@pytest.mark.timeout(90)
-def test_kernel_chassis_reports_that_it_cannot_route(lab: Lab) -> None:
-    """The kernel datapath has no VRF here (docs/architecture.md): a routed network's port on a kernel
-    host goes to ERROR with the reason, the userspace host's port is unaffected."""
-    doc = {
+def kernel_and_userspace_lab(irb: str) -> dict[str, Any]:
+    return {
         "hosts": [{"name": "h1", "datapath": "kernel"}, {"name": "h2"}],
         "tenants": [{
             "name": "t",
             "networks": [{"name": "a", "subnets": [{"cidr": "10.5.0.0/24"}]},
                          {"name": "b", "subnets": [{"cidr": "10.6.0.0/24"}]}],
-            "routers": [{"name": "r", "networks": ["a", "b"]}],
+            "routers": [{"name": "r", "networks": ["a", "b"], "irb": irb}],
             "vms": [{"name": "k1", "host": "h1", "network": "a"},
                     {"name": "u1", "host": "h2", "network": "b"}],
         }],
     }
-    _name, path = lab(doc)
+
+
+@pytest.mark.timeout(240)
+def test_kernel_chassis_reports_that_it_cannot_route(lab: Lab) -> None:
+    """The kernel datapath routes with symmetric IRB (a namespace per router, docs/routing.md): with a
+    kernel host and a userspace host on one symmetric router the tenant is reachable end to end. An
+    asymmetric router it cannot do: the kernel host's port goes to ERROR with the reason, the userspace
+    host's port is unaffected."""
+    doc = kernel_and_userspace_lab("symmetric")
+    name, path = lab(doc)
     r = lab_cli("up", str(path))
-    assert r.returncode == 1
-    assert "ports in ERROR: k1: network " in r.stderr and "cannot route (no VRF" in r.stderr, r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 pairs: 2 reachable and 0 isolated as expected, 0 mismatches" in r.stdout, r.stdout
+    result = matrix_json(path)
+    assert result["mismatches"] == 0
+    assert {(p["src"], p["dst"]) for p in result["pairs"] if p["measured"]} == expected_pairs(doc)
+    assert in_ns(f"{name}-k1", "ping", "-c", "1", "-W", "2", "10.5.0.1").returncode == 0, "kernel gateway"
     with httpx.Client(base_url=api_url(path)) as api:
         status = {p["name"]: p["status"] for p in api.get("/v2.0/ports").json()["ports"] if p["name"]}
         agents = {a["host"]: a for a in api.get("/v2.0/agents").json()["agents"]}
+    assert status == {"k1": "ACTIVE", "u1": "ACTIVE"}
+    assert agents["h1"]["configurations"]["capabilities"]["routing"] == ["symmetric"]
+    down = lab_cli("down", str(path))
+    assert down.returncode == 0, down.stdout + down.stderr
+    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"{name}-" not in leftover, "lab down removes the router namespaces too"
+
+    _name, path = lab(kernel_and_userspace_lab("asymmetric"))
+    r = lab_cli("up", str(path))
+    assert r.returncode == 1
+    assert "ports in ERROR: k1: network " in r.stderr and "asymmetric IRB" in r.stderr, r.stderr
+    with httpx.Client(base_url=api_url(path)) as api:
+        status = {p["name"]: p["status"] for p in api.get("/v2.0/ports").json()["ports"] if p["name"]}
     assert status == {"k1": "ERROR", "u1": "ACTIVE"}
-    assert agents["h1"]["configurations"]["capabilities"]["routing"] is False

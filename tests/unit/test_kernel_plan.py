@@ -32,7 +32,23 @@ from netweave.datapath.kernel import (
     remote_entries,
     vxlan_name,
 )
-from netweave.model import Port, Remote
+from netweave.datapath.kernel_router import (
+    RTM_DELROUTE,
+    RTM_NEWROUTE,
+    Leg,
+    RouteOp,
+    RouterEntries,
+    apply_router_ops,
+    diff_router,
+    encode_route,
+    leg_device_name,
+    netns_base,
+    parse_route,
+    plan_router,
+    router_netns,
+    router_netns_pattern,
+)
+from netweave.model import Port, Remote, Route, Router, RouterHost, RouterInterface
 
 MAX_VNI = 16777215
 
@@ -158,3 +174,69 @@ def test_incremental_plans_end_where_full_comparisons_do(
         assert have_full == expected
         assert have_inc == expected
         assert inc.plan(have_inc, remotes, ports, flood, vnis) == [], "nothing left to do"
+
+
+# ---------------------------------------------------------------- routers (kernel_router)
+
+
+def _router() -> Router:
+    return Router("r1", 100001, "0e:00:00:00:00:01", interfaces=(
+        RouterInterface(5001, "10.1.0.0/24", "10.1.0.1", "fa:16:3e:00:00:01"),
+        RouterInterface(5001, "2001:DB8:1::/64", "2001:DB8:1::1", "fa:16:3e:00:00:01"),
+        RouterInterface(5002, "10.2.0.0/24", "10.2.0.1", "fa:16:3e:00:00:02")), hosts=(
+        RouterHost("10.1.0.5", 5001, "02:00:00:00:01:05", "198.18.0.1", "0e:00:00:00:00:01"),
+        RouterHost("10.2.0.6", 5002, "02:00:00:00:02:06", "198.18.0.2", "0e:00:00:00:00:02"),
+        RouterHost("2001:DB8:2::6", 5002, "02:00:00:00:02:06", "198.18.0.2", "0e:00:00:00:00:02"),
+        RouterHost("10.2.0.7", 5002, "02:00:00:00:02:07", "198.18.0.3", "0e:00:00:00:00:03")),
+        routes=(Route("172.16.0.0/16", "10.2.0.6"),))
+
+
+def test_router_plan_legs_for_local_networks_routes_for_remote_hosts() -> None:
+    plan = plan_router(_router(), "198.18.0.1", {5001})
+    assert plan.legs == {5001: Leg(5001, "fa:16:3e:00:00:01", ("10.1.0.1/24", "2001:db8:1::1/64"))}
+    assert plan.entries.routes == {"10.2.0.6/32": "", "2001:db8:2::6/128": "", "10.2.0.7/32": "",
+                                   "172.16.0.0/16": "10.2.0.6"}, "no route for the local VM"
+    assert plan.entries.neigh == {"10.2.0.6": "0e:00:00:00:00:02", "2001:db8:2::6": "0e:00:00:00:00:02",
+                                  "10.2.0.7": "0e:00:00:00:00:03"}
+    assert plan.entries.fdb == {"0e:00:00:00:00:02": "198.18.0.2", "0e:00:00:00:00:03": "198.18.0.3"}
+    both = plan_router(_router(), "198.18.0.2", {5001, 5002})
+    assert set(both.legs) == {5001, 5002} and "10.2.0.6/32" not in both.entries.routes
+    assert both.entries.routes["10.1.0.5/32"] == "" and not both.notes
+
+
+def test_router_diff_orders_routes_around_their_entries() -> None:
+    have = RouterEntries(routes={"10.0.0.1/32": "", "10.0.0.2/32": ""},
+                         neigh={"10.0.0.1": "m1", "10.0.0.2": "m2"}, fdb={"m1": "v1", "m2": "v2"})
+    want = RouterEntries(routes={"10.0.0.1/32": "", "10.0.0.3/32": ""},
+                         neigh={"10.0.0.1": "m1", "10.0.0.3": "m3"}, fdb={"m1": "v9", "m3": "v3"})
+    ops = diff_router(have, want)
+    assert [(o.what, o.add, o.key) for o in ops] == [
+        ("route", False, "10.0.0.2/32"), ("neigh", False, "10.0.0.2"), ("fdb", False, "m2"),
+        ("fdb", True, "m1"), ("fdb", True, "m3"), ("neigh", True, "10.0.0.3"), ("route", True, "10.0.0.3/32")]
+    apply_router_ops(have, ops)
+    assert have == want and diff_router(have, want) == []
+
+
+def test_route_messages_round_trip() -> None:
+    for op, oif, value in ((RouteOp("route", True, "10.2.0.6/32"), 7, ""),
+                           (RouteOp("route", True, "172.16.0.0/16", "10.2.0.6"), 7, "10.2.0.6"),
+                           (RouteOp("route", True, "2001:db8:2::6/128"), 9, "")):
+        msg = encode_route(op, 42, oif)
+        [(kind, _, seq, off, end)] = list(messages(msg))
+        assert (kind, seq, end) == (RTM_NEWROUTE, 42, len(msg))
+        assert parse_route(msg, off, end, oif) == (op.key, value)
+    [(kind, _, _, off, end)] = list(messages(encode_route(RouteOp("route", False, "10.2.0.6/32"), 1, 7)))
+    assert kind == RTM_DELROUTE
+
+
+def test_router_names_are_per_chassis_and_fit() -> None:
+    assert netns_base("t1a2b3c-h1", "198.18.0.1") == "t1a2b3c-h1-"
+    assert netns_base(None, "2001:db8::1") == "2001-db8-1-"
+    ns = router_netns(netns_base("t1a2b3c-h1", "x"), "nw", 100001)
+    assert ns == "t1a2b3c-h1-nwr100001" and router_netns_pattern("t1a2b3c-h1-", "nw").fullmatch(ns)
+    assert not router_netns_pattern("t1a2b3c-h1-", "nw").fullmatch("t1a2b3c-h2-nwr100001")
+    prefix = "a" * PREFIX_MAX
+    leg = leg_device_name(prefix, 16777215, 16777215)
+    assert len(leg) <= 15 and Names(prefix).is_leg(leg) and Names(prefix).owns(leg)
+    assert not Names(prefix).is_port(leg) and Names(prefix).network(leg) is None
+    assert leg_device_name("nw", 100001, 5001) != leg_device_name("nw", 100002, 5001)

@@ -37,9 +37,24 @@ How it stays fast (measured here, 10,000 remote MACs = 30,000 kernel entries):
   costs a set difference and the few writes it needs, not a dump. Someone deleting our fdb or neighbour
   entries by hand is therefore repaired at the next resync, not at the next apply.
 
+Routers (symmetric IRB only; no VRF in this kernel, so one namespace per router, as Neutron's qrouter
+namespaces; the pure part is `kernel_router.py`, docs/routing.md has the whole construction):
+- namespace `<this namespace's name>-<prefix>r<L3 VNI>` (an unnamed namespace: the VTEP address instead),
+  ip_forward and IPv6 forwarding on, no DAD (anycast gateways exist on every chassis);
+- per local network a veth leg `<prefix>q<hash>` (bridge) / `qr<vni>` (router: gateway MAC and addresses,
+  IPv6 nodad); the bridge gets a sticky static fdb entry for the gateway MAC and neighbour entries for the
+  gateway addresses, so ARP/NS for the gateway never leaves the chassis;
+- the L3 VNI: a VXLAN device created from the host namespace straight into the router's (the UDP socket
+  stays with the underlay; moving one there afterwards is equivalent), MAC = the router MAC, nolearning;
+- per remote VM: route ip/32|128 on it, permanent neighbour ip -> remote router MAC, fdb router MAC ->
+  VTEP; static routes `via nexthop`. Written as one netlink batch in the namespace, by difference.
+The kernel routes at both ends: a TTL decrement on the ingress and on the egress chassis (two traceroute
+hops between kernel chassis, where the userspace router shows one). No native DHCP (`dhcp: false`).
+
 What the kernel cannot do is reported, never pretended: networks of other encapsulations (their ports
-are in `errors`), and `unknown_arp: drop` (the bridge floods ARP for addresses it has no entry for;
-recorded in the bridge's alias and listed under `unsupported` in the result).
+are in `errors`), `unknown_arp: drop` (the bridge floods ARP for addresses it has no entry for;
+recorded in the bridge's alias and listed under `unsupported` in the result), and asymmetric routers
+(`unsupported`, and their networks' ports in `errors`).
 """
 
 import contextlib
@@ -54,6 +69,8 @@ import re
 import secrets
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -61,7 +78,27 @@ from typing import Any
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netweave.model import DatapathState, Network, Port, Remote
+from netweave.datapath.kernel_router import (
+    LEG_PREFIX,
+    ROUTER_SYSCTLS,
+    RTM_GETROUTE,
+    RouteOp,
+    RouterEntries,
+    RouterPlan,
+    apply_router_ops,
+    diff_router,
+    encode_route,
+    l3_device_name,
+    leg_device_name,
+    leg_router_name,
+    netns_base,
+    parse_route,
+    plan_router,
+    route_dump_request,
+    router_netns,
+    router_netns_pattern,
+)
+from netweave.model import DatapathState, Network, Port, Remote, Router
 from netweave.packet.overhead import overhead_bytes
 from netweave.packet.tunnel import VXLAN_PORT
 
@@ -89,9 +126,10 @@ RTMGRP_LINK = 0x1
 AF_BRIDGE = 7
 NDA_DST, NDA_LLADDR, NDA_IFINDEX, NDA_MASTER = 1, 2, 8, 9
 IFLA_IFNAME = 3
-NTF_SELF, NTF_MASTER, NTF_EXT_LEARNED = 0x02, 0x04, 0x10
+NTF_SELF, NTF_MASTER, NTF_EXT_LEARNED, NTF_STICKY = 0x02, 0x04, 0x10, 0x40
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 IN6_ADDR_GEN_MODE_NONE = 1
+IFA_F_NODAD = 0x02
 ZERO_MAC = "00:00:00:00:00:00"
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
@@ -140,9 +178,10 @@ class Names:
         self.prefix = check_prefix(prefix)
         self._net = re.compile(rf"{re.escape(prefix)}(br|vx)([0-9]{{1,{VNI_DIGITS}}})")
         self._port = re.compile(rf"{re.escape(prefix)}p[0-9a-f]{{{IFNAMSIZ - len(prefix) - 1}}}")
+        self._leg = re.compile(rf"{re.escape(prefix)}q[0-9a-f]{{{IFNAMSIZ - len(prefix) - 1}}}")
 
     def owns(self, name: str) -> bool:
-        return bool(self._net.fullmatch(name) or self._port.fullmatch(name))
+        return bool(self._net.fullmatch(name) or self._port.fullmatch(name) or self._leg.fullmatch(name))
 
     def network(self, name: str) -> tuple[str, int] | None:
         """("br" | "vx", vni) for a network device name."""
@@ -151,6 +190,10 @@ class Names:
 
     def is_port(self, name: str) -> bool:
         return bool(self._port.fullmatch(name))
+
+    def is_leg(self, name: str) -> bool:
+        """The host end of a router's leg (`kernel_router.leg_device_name`)."""
+        return bool(self._leg.fullmatch(name))
 
 
 # ---------------------------------------------------------------- addresses
@@ -702,6 +745,97 @@ class Picture:
     read_at: float
 
 
+@dataclasses.dataclass(frozen=True)
+class LegEnd:
+    """The router's end of a leg, read in the router's namespace."""
+
+    index: int
+    mac: str
+    mtu: int
+    up: bool
+    peer: int | None
+    addrs: frozenset[str]  # global addresses, "ip/prefixlen"
+
+
+@dataclasses.dataclass
+class RouterNs:
+    """One router namespace as `apply` believes it is: read in full when first seen, at every full read
+    of the kernel and after a failed write; in between only what `apply` wrote changes it."""
+
+    ns: str
+    l3_vni: int
+    ipr: Any
+    nl: "RawNetlink"
+    l3: Link | None = None
+    ends: dict[str, LegEnd] = dataclasses.field(default_factory=dict)
+    entries: RouterEntries = dataclasses.field(default_factory=RouterEntries)
+    read_gen: int = -1  # the datapath's full-read generation this picture is from (-1: read again)
+    applied: RouterPlan | None = None  # the plan the routing entries were last made equal to
+
+    def close(self) -> None:
+        self.nl.close()
+        self.ipr.close()
+
+
+def _leg_alias(router: str, ns: str, vni: int) -> str:
+    return json.dumps({"router": router, "netns": ns, "vni": vni}, separators=(",", ":"))
+
+
+def _leg_router(alias: str) -> str | None:
+    try:
+        return str(json.loads(alias)["router"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+#: run in a child process: enter a namespace, set sysctls that differ, print how many (this Python has
+#: no os.setns, and setns in this process would move the calling thread)
+_SYSCTL_CHILD = r"""
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+if libc.setns(fd, 0x40000000) != 0:
+    sys.exit("setns: " + os.strerror(ctypes.get_errno()))
+changed = 0
+for key, value in json.loads(sys.argv[2]).items():
+    path = "/proc/sys/" + key.replace(".", "/")
+    with open(path) as f:
+        if f.read().strip() == value:
+            continue
+    with open(path, "w") as f:
+        f.write(value)
+    changed += 1
+print(changed)
+"""
+
+
+def ns_sysctls(ns: str, values: dict[str, str]) -> int:
+    """Make the sysctls `values` hold inside namespace `ns`; the number changed."""
+    path = os.path.join(netns.NETNS_RUN_DIR, ns)
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", _SYSCTL_CHILD, path, json.dumps(values)],
+                       capture_output=True, text=True, timeout=30, check=False)
+    if r.returncode:
+        raise KernelError(errno.EIO, f"sysctls in {ns}: {r.stderr.strip() or r.returncode}")
+    return int(r.stdout)
+
+
+def own_netns_name() -> str | None:
+    """The name (under /run/netns) of the namespace this thread is in, if it has one."""
+    try:
+        me = os.stat("/proc/thread-self/ns/net")
+        names = sorted(os.listdir(netns.NETNS_RUN_DIR))
+    except OSError:
+        return None
+    for name in names:
+        try:
+            st = os.stat(os.path.join(netns.NETNS_RUN_DIR, name))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+            return str(name)
+    return None
+
+
 # ---------------------------------------------------------------- capabilities
 
 KINDS = ("vxlan", "geneve", "gretap", "vlan", "bond", "vrf", "bridge", "veth")
@@ -789,6 +923,12 @@ class KernelDatapath:
         self.writes = 0
         self._pic: Picture | None = None
         self.planner = Planner()
+        #: router namespaces: `<this namespace's name>-<prefix>r<l3 vni>` (kernel_router.netns_base)
+        self.rbase = netns_base(netns or own_netns_name(), self.vtep_ip)
+        self.rpattern = router_netns_pattern(self.rbase, prefix)
+        self.routers: dict[str, RouterNs] = {}
+        self._plans: dict[str, tuple[Router, frozenset[int], RouterPlan]] = {}
+        self._gen = 0  # bumped at every full read of the kernel: router namespaces are read again too
 
     # ------------------------------------------------------------ reading the kernel
     def _read_links(self) -> dict[str, Link]:
@@ -859,6 +999,7 @@ class KernelDatapath:
 
     def _read(self) -> Picture:
         self.events.drain()  # whatever happened before this read is in it
+        self._gen += 1
         links = self._read_links()
         return Picture(links=links, vm=self._read_vm_ends(links), entries=self._read_entries(links),
                        read_at=time.monotonic())
@@ -1081,9 +1222,8 @@ class KernelDatapath:
         return {"datapath": "kernel", "encaps": ["vxlan"] if feats["vxlan"] else [], "features": feats,
                 "arp_suppression": feats["neigh_suppress"], "nd_suppression": feats["neigh_suppress"],
                 "multicast": feats["vxlan"], "unknown_unicast_drop": True, "unknown_arp_drop": False,
-                # distributed routing needs a VRF per router (or a qrouter namespace); this datapath
-                # does neither yet, so the controller never gives it a router (docs/architecture.md)
-                "routing": False, "dhcp": False}
+                # one namespace per router (no VRF here): symmetric IRB only (docs/routing.md)
+                "routing": ["symmetric"], "dhcp": False}
 
     def _unsupported(self, net: Network) -> str | None:
         if net.encap == "vxlan":
@@ -1122,8 +1262,18 @@ class KernelDatapath:
                          and bridge_name(self.prefix, v) in pic.links
                          and vxlan_name(self.prefix, v) in pic.links)
         ports = [p for p in want_ports.values() if p.name not in out["errors"] and p.vni in vnis]
-        ops = self._plan_entries(pic, want, want_nets, ports, vnis)
+        plans = self._plan_routers(want.routers, vnis, want_ports, out)
+        # the gateway addresses get neighbour entries on their bridge like a local port's, so that ARP
+        # and NS for the gateway are answered here and never flooded to the other chassis' legs
+        gateways = [Port(name=leg_device_name(self.prefix, plan.l3_vni, vni), vni=vni, mac=leg.mac,
+                         ips=leg.ips) for plan in plans.values() for vni, leg in plan.legs.items()]
+        ops = self._plan_entries(pic, want, want_nets, ports + gateways, vnis)
         self._write_entries(pic, ops, out, note, ports)
+        try:
+            self._apply_routers(pic, plans, out, note)
+        except BaseException:
+            self._pic = None
+            raise
         # the link events our own writes caused are in the picture already
         self.events.drain()
         out["writes"] = self.writes - writes0
@@ -1241,6 +1391,329 @@ class KernelDatapath:
             else:
                 note("remotes", "updated", f"{key[0]}/{key[1]}")
 
+    # ------------------------------------------------------------ routers (symmetric IRB, one namespace each)
+    def _router_namespaces(self) -> set[str]:
+        try:
+            return {n for n in netns.listnetns() if self.rpattern.fullmatch(n)}
+        except OSError:
+            return set()
+
+    def _plan_routers(self, routers: Iterable[Router], vnis: frozenset[int], want_ports: dict[str, Port],
+                      out: dict[str, Any]) -> dict[str, RouterPlan]:
+        """The routers to build here, by namespace. Asymmetric ones are skipped and reported: their
+        networks' ports are in `errors` (the controller would have put them in ERROR for the same reason),
+        though still bridged."""
+        plans: dict[str, RouterPlan] = {}
+        for router in routers:
+            ns = router_netns(self.rbase, self.prefix, router.l3_vni)
+            problem = None
+            if router.irb != "symmetric":
+                problem = (f"router {router.name}: {router.irb} IRB, which the kernel datapath cannot do "
+                           "(it routes with symmetric IRB only); use the userspace datapath")
+            elif ns in plans:
+                problem = f"router {router.name}: L3 VNI {router.l3_vni} is also router {plans[ns].name}'s"
+            if problem is not None:
+                log.warning("kernel datapath: %s", problem)
+                out.setdefault("unsupported", {})[f"router {router.name}"] = problem
+                attached = {i.vni for i in router.interfaces}
+                for port in want_ports.values():
+                    if port.vni in attached:
+                        out["errors"].setdefault(port.name, problem)
+                continue
+            local = frozenset(i.vni for i in router.interfaces if i.vni in vnis)
+            cached = self._plans.get(ns)
+            if cached is not None and cached[0] == router and cached[1] == local:
+                plan = cached[2]
+            else:
+                plan = plan_router(router, self.vtep_ip, local)
+                self._plans[ns] = (router, local, plan)
+                for text in plan.notes:
+                    log.warning("kernel datapath: %s", text)
+            if plan.legs:  # no local network of this router: nothing to route for here
+                plans[ns] = plan
+        for ns in [n for n in self._plans if n not in plans]:
+            del self._plans[ns]
+        return plans
+
+    def _apply_routers(self, pic: Picture, plans: dict[str, RouterPlan], out: dict[str, Any],
+                       note: Note) -> None:
+        for ns in sorted((self._router_namespaces() | self.routers.keys()) - plans.keys()):
+            note("routers", "removed", self._remove_router(pic, ns))
+        legs = {leg_device_name(self.prefix, plan.l3_vni, vni)
+                for plan in plans.values() for vni in plan.legs}
+        for name in [n for n in pic.links if self.names.is_leg(n) and n not in legs]:
+            router = _leg_router(pic.links[name].alias) or name
+            self._delete(pic, name)
+            note("routers", "updated", router)
+        for ns, plan in sorted(plans.items()):
+            try:
+                added, changed = self._ensure_router(pic, ns, plan, out)
+            except (NetlinkError, OSError) as exc:
+                out.setdefault("router_errors", {})[plan.name] = _reason(exc)
+                log.error("kernel datapath: router=%s %s", plan.name, _reason(exc))
+                rs = self.routers.get(ns)
+                if rs is not None:
+                    rs.read_gen = -1  # read it again next time
+                self._pic = None
+                continue
+            if changed:
+                note("routers", "added" if added else "updated", plan.name)
+
+    def _open_router(self, ns: str, l3_vni: int) -> tuple[RouterNs, bool]:
+        """The namespace of a router, created (with forwarding on) when missing; True when created."""
+        rs = self.routers.get(ns)
+        if rs is not None:
+            return rs, False
+        created = ns not in netns.listnetns()
+        if created:
+            netns.create(ns)
+            self.writes += 1
+        rs = RouterNs(ns, l3_vni, IPRoute(netns=ns, flags=0), RawNetlink(ns))
+        self.routers[ns] = rs
+        if created:
+            lo = rs.ipr.link_lookup(ifname="lo")
+            if lo:
+                self._link(rs.ipr, "set", index=lo[0], state="up")
+        return rs, created
+
+    def _read_router(self, rs: RouterNs) -> None:
+        links = {m.get("IFLA_IFNAME"): m for m in rs.ipr.get_links()}
+        l3 = links.get(l3_device_name(rs.l3_vni))
+        rs.l3 = Link.from_msg(l3) if l3 is not None else None
+        rs.ends = {name: self._leg_end(rs, msg) for name, msg in links.items()
+                   if name and name.startswith(LEG_PREFIX)}
+        self._read_router_entries(rs)
+        rs.read_gen = self._gen
+        rs.applied = None
+
+    def _read_router_entries(self, rs: RouterNs) -> None:
+        ent = RouterEntries()
+        oif = rs.l3.index if rs.l3 is not None else None
+        if oif is not None:
+            for n in rs.nl.fdb(oif):
+                if n.flags & NTF_SELF and n.state & NUD_PERMANENT and n.dst \
+                        and n.lladdr not in (None, ZERO_MAC):
+                    ent.fdb[str(n.lladdr)] = n.dst
+            for n in rs.nl.neighbours(oif):
+                if n.state & NUD_PERMANENT and n.dst is not None and n.lladdr is not None:
+                    ent.neigh[n.dst] = n.lladdr
+        for buf, off, end in rs.nl.dump(RTM_GETROUTE, route_dump_request()):
+            got = parse_route(buf, off, end, oif)
+            if got is not None:
+                ent.routes[got[0]] = got[1]
+        rs.entries = ent
+
+    @staticmethod
+    def _leg_end(rs: RouterNs, msg: Any) -> LegEnd:
+        addrs = frozenset(f"{canon_ip(a.get('IFA_ADDRESS'))}/{a['prefixlen']}"
+                          for a in rs.ipr.get_addr(index=msg["index"])
+                          if a["scope"] == 0 and a.get("IFA_ADDRESS"))
+        return LegEnd(index=msg["index"], mac=(msg.get("IFLA_ADDRESS") or "").lower(),
+                      mtu=msg.get("IFLA_MTU") or 0, up=bool(msg["flags"] & 1), peer=msg.get("IFLA_LINK"),
+                      addrs=addrs)
+
+    def _ensure_router(self, pic: Picture, ns: str, plan: RouterPlan,
+                       out: dict[str, Any]) -> tuple[bool, bool]:
+        """Make one router namespace what `plan` says; (created, anything changed)."""
+        writes0 = self.writes
+        rs, created = self._open_router(ns, plan.l3_vni)
+        fresh = rs.read_gen != self._gen
+        if fresh:
+            if ns_sysctls(ns, ROUTER_SYSCTLS):
+                self.writes += 1
+            self._read_router(rs)
+        if self._ensure_l3(rs, plan):
+            self._read_router_entries(rs)  # a new device: its entries, and the routes through it, are gone
+            rs.applied = None
+        for vni in plan.legs:
+            self._ensure_leg(pic, rs, plan, vni, fresh)
+        wanted_ends = {leg_router_name(vni) for vni in plan.legs}
+        for name in [n for n in rs.ends if n not in wanted_ends]:
+            with contextlib.suppress(NetlinkError):
+                self._link(rs.ipr, "del", index=rs.ends.pop(name).index)
+        if rs.applied != plan:
+            self._write_router_entries(rs, plan, out)
+        return created, self.writes != writes0
+
+    def _ensure_l3(self, rs: RouterNs, plan: RouterPlan) -> bool:
+        """The L3 VNI's VXLAN device: created from the host namespace straight into the router's (its UDP
+        socket stays with the underlay); True when it was (re)created."""
+        name = l3_device_name(plan.l3_vni)
+        want_vx = (plan.l3_vni, self.vtep_ip, VXLAN_PORT, 0, None, None)
+        l3 = rs.l3
+        made = False
+        if l3 is not None and (l3.kind != "vxlan" or l3.vxlan != want_vx):
+            self._link(rs.ipr, "del", index=l3.index)
+            l3 = None
+        if l3 is None:
+            args: dict[str, Any] = {"vxlan_id": plan.l3_vni, "vxlan_port": VXLAN_PORT, "vxlan_learning": 0,
+                                    ("vxlan_local6" if self.v6 else "vxlan_local"): self.vtep_ip}
+            self._link(self.ipr, "add", ifname=name, kind="vxlan", net_ns_fd=rs.ns, address=plan.rmac,
+                       mtu=self.mtu, **args)
+            l3 = Link.from_msg(rs.ipr.link("get", ifname=name)[0])
+            made = True
+        writes0 = self.writes
+        if l3.addr_gen_mode != IN6_ADDR_GEN_MODE_NONE:  # no link-local: nothing of ours into the L3 VNI
+            self._link(rs.ipr, "set", index=l3.index, af_spec=NO_ADDR_GEN)
+        if l3.address != plan.rmac:
+            if l3.up:
+                self._link(rs.ipr, "set", index=l3.index, state="down")
+            self._link(rs.ipr, "set", index=l3.index, address=plan.rmac)
+        fix: dict[str, Any] = {}
+        if l3.mtu != self.mtu:
+            fix["mtu"] = self.mtu
+        if l3.alias != plan.name:
+            fix["ifalias"] = plan.name
+        if fix:
+            self._link(rs.ipr, "set", index=l3.index, **fix)
+        if not l3.up or l3.address != plan.rmac:
+            self._link(rs.ipr, "set", index=l3.index, state="up")
+        if self.writes != writes0:
+            l3 = Link.from_msg(rs.ipr.link("get", index=l3.index)[0])
+        rs.l3 = l3
+        return made
+
+    def _ensure_leg(self, pic: Picture, rs: RouterNs, plan: RouterPlan, vni: int, fresh: bool) -> None:
+        """A veth from network `vni`'s bridge into the router: the anycast gateway's MAC and addresses."""
+        leg = plan.legs[vni]
+        hname, rname = leg_device_name(self.prefix, plan.l3_vni, vni), leg_router_name(vni)
+        br = pic.links[bridge_name(self.prefix, vni)]
+        alias = _leg_alias(plan.name, rs.ns, vni)
+        host, end = pic.links.get(hname), rs.ends.get(rname)
+        new = False
+        if host is None or host.kind != "veth" or host.alias != alias or end is None \
+                or end.peer != host.index:
+            if host is not None:
+                self._delete(pic, hname)
+            if end is not None:
+                with contextlib.suppress(NetlinkError):
+                    self._link(rs.ipr, "del", index=end.index)
+            self._link(self.ipr, "add", ifname=hname, kind="veth", mtu=self.mtu,
+                       peer={"ifname": rname, "address": leg.mac, "mtu": self.mtu, "net_ns_fd": rs.ns})
+            pic.links[hname] = host = self._lookup(hname)
+            end = self._leg_end(rs, rs.ipr.link("get", ifname=rname)[0])
+            new = True
+        writes0 = self.writes
+        if host.addr_gen_mode != IN6_ADDR_GEN_MODE_NONE:
+            self._link(self.ipr, "set", index=host.index, af_spec=NO_ADDR_GEN)
+        fix: dict[str, Any] = {}
+        if host.master != br.index:
+            fix["master"] = br.index
+        if host.alias != alias:
+            fix["ifalias"] = alias
+        if host.mtu != self.mtu:
+            fix["mtu"] = self.mtu
+        if not host.up:
+            fix["state"] = "up"
+        if fix:
+            self._link(self.ipr, "set", index=host.index, **fix)
+        if new or "master" in fix or (fresh and not self._has_gateway_fdb(host.index, leg.mac)):
+            self._gateway_fdb(host.index, leg.mac)
+        if self.writes != writes0:
+            pic.links[hname] = self._lookup(hname)
+        # the router's end
+        writes0 = self.writes
+        if end.mac != leg.mac:
+            if end.up:
+                self._link(rs.ipr, "set", index=end.index, state="down")
+            self._link(rs.ipr, "set", index=end.index, address=leg.mac)
+        if end.mtu != self.mtu:
+            self._link(rs.ipr, "set", index=end.index, mtu=self.mtu)
+        if not end.up or end.mac != leg.mac:
+            self._link(rs.ipr, "set", index=end.index, state="up")
+        want = set(leg.addrs)
+        for addr in sorted(end.addrs - want):
+            ip, plen = addr.split("/")
+            self.writes += 1
+            with contextlib.suppress(NetlinkError):
+                rs.ipr.addr("del", index=end.index, address=ip, prefixlen=int(plen))
+        for addr in sorted(want - end.addrs):
+            ip, plen = addr.split("/")
+            self.writes += 1
+            extra = {"flags": IFA_F_NODAD} if ":" in ip else {}
+            rs.ipr.addr("replace", index=end.index, address=ip, prefixlen=int(plen), **extra)
+        if self.writes != writes0 or new:
+            end = self._leg_end(rs, rs.ipr.link("get", index=end.index)[0])
+        rs.ends[rname] = end
+
+    def _has_gateway_fdb(self, index: int, mac: str) -> bool:
+        return any(n.lladdr == mac and n.master is not None and not n.flags & NTF_SELF
+                   and n.state & NUD_NOARP for n in self.nl.fdb(index))
+
+    def _gateway_fdb(self, index: int, mac: str) -> None:
+        """A static, sticky bridge fdb entry for the gateway MAC on its leg: known before the router has
+        sent anything (so the bridge's neighbour suppression answers for the gateway at once), and never
+        moved to the VXLAN port by a frame from another chassis' leg with the same (anycast) MAC."""
+        for ntf in (NTF_MASTER | NTF_STICKY, NTF_MASTER):
+            seq = self.nl.next_seq()
+            msg = neigh_message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, seq, family=AF_BRIDGE,
+                                ifindex=index, state=NUD_NOARP, ntf=ntf, attrs=_nla_mac(mac))
+            self.writes += 1
+            errors = self.nl.write([msg])
+            if not errors:
+                return
+        raise KernelError(*next(iter(errors.values())))
+
+    def _write_router_entries(self, rs: RouterNs, plan: RouterPlan, out: dict[str, Any]) -> None:
+        assert rs.l3 is not None
+        ops = diff_router(rs.entries, plan.entries)
+        if ops:
+            msgs, by_seq = [], {}
+            for op in ops:
+                seq = rs.nl.next_seq()
+                by_seq[seq] = op
+                if op.what == "route":
+                    msgs.append(encode_route(op, seq, rs.l3.index))
+                else:
+                    msgs.append(encode_op(Op(op.what, op.add, plan.l3_vni, op.key, op.value), seq,
+                                          rs.l3.index, rs.l3.index))
+            self.writes += len(msgs)
+            errors = rs.nl.write(msgs)
+            failed = {by_seq[s] for s in errors if s in by_seq}
+            apply_router_ops(rs.entries, (op for op in ops if op not in failed))
+            if errors:
+                shown = [f"{_describe_route(by_seq[s])}: {t}" if s in by_seq else t
+                         for s, (_, t) in sorted(errors.items())]
+                out.setdefault("router_errors", {})[plan.name] = shown[:20]
+                log.error("kernel datapath: router=%s %d writes failed, first: %s", plan.name, len(errors),
+                          shown[0])
+                rs.read_gen = -1  # read the namespace again next time (and retry)
+                return
+        rs.applied = plan
+
+    def _remove_router(self, pic: Picture | None, ns: str) -> str:
+        """Delete a router namespace and everything in it; the router's name (from its L3 device)."""
+        name = ns
+        if pic is not None:
+            for leg in [n for n in pic.links if self.names.is_leg(n)]:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    if json.loads(pic.links[leg].alias)["netns"] == ns:
+                        self._delete(pic, leg)
+        rs = self.routers.pop(ns, None)
+        self._plans.pop(ns, None)
+        try:
+            ipr = rs.ipr if rs is not None else IPRoute(netns=ns, flags=0)
+        except OSError:
+            ipr = None
+        if ipr is not None:
+            try:
+                for msg in ipr.get_links():
+                    if msg.get("IFLA_IFNAME") == "lo":
+                        continue
+                    if str(msg.get("IFLA_IFNAME", "")).startswith("vx") and msg.get("IFLA_IFALIAS"):
+                        name = msg.get("IFLA_IFALIAS")
+                    with contextlib.suppress(NetlinkError):
+                        self._link(ipr, "del", index=msg["index"])
+            finally:
+                if rs is not None:
+                    rs.close()
+                else:
+                    ipr.close()
+        with contextlib.suppress(FileNotFoundError):
+            netns.remove(ns)
+        self.writes += 1
+        return name
+
     def state(self) -> DatapathState:
         """What the kernel holds now, read back (not remembered): our networks, ports and remotes."""
         self._pic = pic = self._read()
@@ -1294,14 +1767,21 @@ class KernelDatapath:
             parsed = self.names.network(name)
             return 0 if parsed is None else 1 if parsed[0] == "vx" else 2
 
+        for ns in sorted(self.routers.keys() | self._router_namespaces()):
+            with contextlib.suppress(NetlinkError, OSError):
+                self._remove_router(None, ns)
         for name in sorted(links, key=order):
             with contextlib.suppress(NetlinkError):
                 self._link(self.ipr, "del", index=links[name].index)
         self._pic = None
         self.planner.reset()
+        self._plans.clear()
 
     def close(self) -> None:
         """Let go of the sockets; the kernel keeps forwarding with what it holds."""
+        for rs in self.routers.values():
+            rs.close()
+        self.routers.clear()
         self.events.close()
         self.nl.close()
         self.ipr.close()
@@ -1310,6 +1790,10 @@ class KernelDatapath:
 def _vm_end(msg: Any) -> VmEnd:
     return VmEnd(index=msg["index"], mac=(msg.get("IFLA_ADDRESS") or "").lower(),
                  mtu=msg.get("IFLA_MTU") or 0, up=bool(msg["flags"] & 1), peer=msg.get("IFLA_LINK"))
+
+
+def _describe_route(op: RouteOp) -> str:
+    return f"{'add' if op.add else 'del'} {op.what} {op.key} {op.value}".rstrip()
 
 
 def _describe(op: Op) -> str:
