@@ -98,6 +98,9 @@ from netweave.datapath.kernel_router import (
     router_netns,
     router_netns_pattern,
 )
+from netweave.datapath.nlpack import HDR as _HDR
+from netweave.datapath.nlpack import attrs as _attrs
+from netweave.datapath.nlpack import nla as _nla
 from netweave.model import DatapathState, Network, Port, Remote, Router
 from netweave.packet.overhead import overhead_bytes
 from netweave.packet.tunnel import VXLAN_PORT
@@ -132,10 +135,8 @@ IN6_ADDR_GEN_MODE_NONE = 1
 IFA_F_NODAD = 0x02
 ZERO_MAC = "00:00:00:00:00:00"
 
-_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, ifindex, state, flags, type
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
-_NLA = struct.Struct("=HH")  # nlattr: len, type
 _ERR = struct.Struct("=i")
 BATCH_BYTES = 32 * 1024
 SOCKET_BUFFER = 8 * 1024 * 1024
@@ -217,20 +218,6 @@ def _nla_mac(mac: str) -> bytes:
     return _nla(NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
 
 
-def _nla(kind: int, data: bytes) -> bytes:
-    n = 4 + len(data)
-    return _NLA.pack(n, kind) + data + b"\0" * (-n % 4)
-
-
-def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
-    out = {}
-    while off + 4 <= end:
-        n, kind = _NLA.unpack_from(buf, off)
-        if n < 4:
-            break
-        out[kind & 0x3FFF] = buf[off + 4: off + n]
-        off += (n + 3) & ~3
-    return out
 
 
 # ---------------------------------------------------------------- the neighbour tables as data
@@ -1032,6 +1019,25 @@ class KernelDatapath:
         pic.links = links
 
     # ------------------------------------------------------------ writing links
+    def _fix_host_end(self, host: Any, bridge_index: int, alias: str) -> dict[str, Any]:
+        """Make a veth's host end as every host end must be: no IPv6 address generation (set before it is
+        up: no link-local address), in `bridge_index`, with `alias`, the tenant MTU, up. Returns what had
+        to be set (besides the address generation mode)."""
+        if host.addr_gen_mode != IN6_ADDR_GEN_MODE_NONE:
+            self._link(self.ipr, "set", index=host.index, af_spec=NO_ADDR_GEN)
+        fix: dict[str, Any] = {}
+        if host.master != bridge_index:
+            fix["master"] = bridge_index
+        if host.alias != alias:
+            fix["ifalias"] = alias
+        if host.mtu != self.mtu:
+            fix["mtu"] = self.mtu
+        if not host.up:
+            fix["state"] = "up"
+        if fix:
+            self._link(self.ipr, "set", index=host.index, **fix)
+        return fix
+
     def _link(self, ipr: Any, command: str, **kwargs: Any) -> Any:
         self.writes += 1
         return ipr.link(command, **kwargs)
@@ -1177,19 +1183,7 @@ class KernelDatapath:
             pic.links[hname] = self._lookup(hname)
             pic.vm[hname] = None
         host = pic.links[hname]
-        if host.addr_gen_mode != IN6_ADDR_GEN_MODE_NONE:  # before it is up: no link-local address
-            self._link(self.ipr, "set", index=host.index, af_spec=NO_ADDR_GEN)
-        fix: dict[str, Any] = {}
-        if host.master != br.index:
-            fix["master"] = br.index
-        if host.alias != alias:
-            fix["ifalias"] = alias
-        if host.mtu != self.mtu:
-            fix["mtu"] = self.mtu
-        if not host.up:
-            fix["state"] = "up"
-        if fix:
-            self._link(self.ipr, "set", index=host.index, **fix)
+        self._fix_host_end(host, br.index, alias)
         if self.writes != writes0:
             pic.links[hname] = self._lookup(hname)
         vm = pic.vm.get(hname)
@@ -1594,19 +1588,7 @@ class KernelDatapath:
             end = self._leg_end(rs, rs.ipr.link("get", ifname=rname)[0])
             new = True
         writes0 = self.writes
-        if host.addr_gen_mode != IN6_ADDR_GEN_MODE_NONE:
-            self._link(self.ipr, "set", index=host.index, af_spec=NO_ADDR_GEN)
-        fix: dict[str, Any] = {}
-        if host.master != br.index:
-            fix["master"] = br.index
-        if host.alias != alias:
-            fix["ifalias"] = alias
-        if host.mtu != self.mtu:
-            fix["mtu"] = self.mtu
-        if not host.up:
-            fix["state"] = "up"
-        if fix:
-            self._link(self.ipr, "set", index=host.index, **fix)
+        fix = self._fix_host_end(host, br.index, alias)
         if new or "master" in fix or (fresh and not self._has_gateway_fdb(host.index, leg.mac)):
             self._gateway_fdb(host.index, leg.mac)
         if self.writes != writes0:

@@ -21,6 +21,9 @@ import socket
 import struct
 from collections.abc import Iterable
 
+from netweave.datapath.nlpack import HDR as _HDR
+from netweave.datapath.nlpack import attrs as _attrs
+from netweave.datapath.nlpack import nla as _nla
 from netweave.model import Router
 
 IFNAMSIZ = 15
@@ -37,9 +40,7 @@ RTN_UNICAST = 1
 NLM_F_REQUEST = 0x1
 NLM_F_REPLACE, NLM_F_CREATE = 0x100, 0x400
 
-_HDR = struct.Struct("=IHHII")
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-_NLA = struct.Struct("=HH")
 
 #: sysctls of a router namespace: forwarding, and no DAD (the gateway addresses, link-local included,
 #: exist on every chassis at once: anycast)
@@ -206,10 +207,6 @@ def apply_router_ops(entries: RouterEntries, ops: Iterable[RouteOp]) -> None:
 # ---------------------------------------------------------------- route messages
 
 
-def _nla(kind: int, data: bytes) -> bytes:
-    n = 4 + len(data)
-    return _NLA.pack(n, kind) + data + b"\0" * (-n % 4)
-
 
 def encode_route(op: RouteOp, seq: int, oif: int) -> bytes:
     """RTM_NEWROUTE (create or replace) / RTM_DELROUTE in the main table, protocol static: a host route
@@ -233,16 +230,6 @@ def encode_route(op: RouteOp, seq: int, oif: int) -> bytes:
     flags = NLM_F_REQUEST | (NLM_F_CREATE | NLM_F_REPLACE if op.add else 0)
     return _HDR.pack(16 + len(body), kind, flags, seq, 0) + body
 
-
-def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
-    out = {}
-    while off + 4 <= end:
-        n, kind = _NLA.unpack_from(buf, off)
-        if n < 4:
-            break
-        out[kind & 0x3FFF] = buf[off + 4: off + n]
-        off += (n + 3) & ~3
-    return out
 
 
 def parse_route(buf: bytes, off: int, end: int, oif: int | None) -> tuple[str, str] | None:
