@@ -359,3 +359,47 @@ def test_leaf_spine_has_no_multicast_replication() -> None:
     assert error(doc) == (
         "tenants[0].networks[1].replication: multicast replication needs the segment underlay"
     )
+
+
+def test_routers_and_dhcp_in_the_example_lab() -> None:
+    lab = load(Path(__file__).parents[2] / "examples" / "routed.yaml")
+    red, blue = lab.tenants
+    router = red.router_of("red-db")
+    assert router is not None and router.irb == "symmetric" and red.router_of("nope") is None
+    assert blue.routers[0].irb == "asymmetric" and all(n.dhcp for n in blue.networks)
+    assert blue.networks[1].subnets[1].ipv6_mode == "dhcpv6-stateful"
+    assert lab.vm_network("b2") == blue.networks[1] and lab.vm_network("nobody") is None
+
+
+@pytest.mark.parametrize(("tenant", "expected"), [
+    ({"routers": [{"name": "r", "networks": ["web", "nope"]}]},
+     "tenants[0].routers[0].networks[1]: no network named 'nope' in tenant 't'"),
+    ({"routers": [{"name": "r", "networks": ["web"]}, {"name": "s", "networks": ["web"]}]},
+     "tenants[0].routers[1].networks[0]: network 'web' is already on router 'r'"),
+    ({"routers": [{"name": "r", "networks": ["web"]}, {"name": "r", "networks": ["db"]}]},
+     "tenants[0].routers[1].name: router 'r' appears twice in tenant 't'"),
+    ({"routers": [{"name": "r", "networks": ["web", "db"], "irb": "both"}]}, "tenants[0].routers[0].irb"),
+    ({"routers": [{"name": "r", "networks": ["web", "same"]}]}, "overlaps 10.1.0.0/24 of network 'web'"),
+    ({"routers": [{"name": "r", "networks": ["web"]}], "vms": [{"name": "v", "host": "h1", "network": "web",
+                                                                "ip": "10.1.0.1"}]},
+     "tenants[0].vms[0].ip: 10.1.0.1 is the gateway address of 10.1.0.0/24 (the network has a router)"),
+])
+def test_router_errors_name_their_place(tenant: dict[str, Any], expected: str) -> None:
+    doc = {"name": "x", "hosts": [{"name": "h1"}], "tenants": [{
+        "name": "t", "networks": [{"name": "web", "subnets": [{"cidr": "10.1.0.0/24"}]},
+                                  {"name": "db", "subnets": [{"cidr": "10.2.0.0/24"}]},
+                                  {"name": "same", "subnets": [{"cidr": "10.1.0.0/25"}]}],
+        **tenant}]}
+    with pytest.raises(SpecError) as err:
+        parse(doc)
+    assert expected in str(err.value)
+
+
+def test_ipv6_mode_only_on_ipv6_subnets() -> None:
+    doc = {"name": "x", "hosts": [{"name": "h1"}], "tenants": [{"name": "t", "networks": [
+        {"name": "n", "subnets": [{"cidr": "10.1.0.0/24", "ipv6_mode": "slaac"}]}]}]}
+    with pytest.raises(SpecError, match=r"subnets\[0\].ipv6_mode: only for IPv6 subnets"):
+        parse(doc)
+    doc["tenants"][0]["networks"][0]["subnets"] = [{"cidr": "fd00::/56", "ipv6_mode": "slaac"}]
+    with pytest.raises(SpecError, match="slaac needs a /64"):
+        parse(doc)
