@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from netweave.dataplane import PORT, Dataplane
 from netweave.dataplane.pipeline import TUNNEL_TARGET
-from netweave.dataplane.routing import decrement_ttl
+from netweave.dataplane.routing import routed
 from netweave.model import Network, Port, Route, Router, RouterHost, RouterInterface
 
 ME, H2 = "192.0.2.1", "192.0.2.2"
@@ -80,9 +80,9 @@ def test_routed_to_a_local_vm_once_with_ttl_and_checksum() -> None:
 
 
 @pytest.mark.parametrize("ttl", [1, 2, 17, 255])
-def test_decrement_ttl_checksum_matches_scapy(ttl: int) -> None:
+def test_routed_ttl_checksum_matches_scapy(ttl: int) -> None:
     frame = bytes(Ether() / IP(src="10.9.8.7", dst="10.1.2.3", ttl=ttl, id=0xFFFF, flags=2) / UDP())
-    out = IP(decrement_ttl(frame)[14:])
+    out = IP(routed(frame, b"\x02" * 6, b"\x04" * 6)[14:])
     again = IP(bytes(out))
     del again.chksum
     assert out.ttl == ttl - 1 and IP(bytes(again)).chksum == out.chksum

@@ -147,6 +147,7 @@ class UserspaceDatapath:
         #: senders for routed frames on VNIs that are not local networks: routers' L3 VNIs (VXLAN) and,
         #: for asymmetric IRB, the other subnets of a router
         self.route_encaps: dict[int, _Encapsulator] = {}
+        self._tunnel_targets: dict[str, tuple[int, str]] = {}  # "<vni> <vtep>" -> (vni, vtep), parsed once
         self._stopping = False
         self._last_age = self._last_prune = time.monotonic()
         self._vni_encap: dict[int, str] = {}
@@ -359,8 +360,11 @@ class UserspaceDatapath:
                     os.write(tap.fd, PLAIN + frame)
                     c = counters.port[name]
                 elif kind == TUNNEL_TARGET:  # routed: the VNI is in the target, "<vni> <vtep>"
-                    out_vni, vtep = name.split(" ", 1)
-                    routed_vni = int(out_vni)
+                    parsed = self._tunnel_targets.get(name)
+                    if parsed is None:
+                        out_vni, vtep_ip = name.split(" ", 1)
+                        parsed = self._tunnel_targets[name] = (int(out_vni), vtep_ip)
+                    routed_vni, vtep = parsed
                     enc = self.encaps.get(routed_vni) or self.route_encaps[routed_vni]
                     enc.send(frame, vtep)
                     c = counters.vni.get(routed_vni) or counters.vni[vni]

@@ -28,7 +28,7 @@ from netweave.dataplane import dhcp
 from netweave.dataplane.counters import Counters
 from netweave.dataplane.fib import FibEntry, L2Fib
 from netweave.dataplane.replies import arp_reply, echo_reply, frag_needed, icmp_error, neighbor_advert
-from netweave.dataplane.routing import LOCAL, NO_ROUTE, TUNNEL, RouterTable, decrement_ttl
+from netweave.dataplane.routing import LOCAL, NO_ROUTE, TUNNEL, RouterTable, routed
 from netweave.model import Network, Port, Remote, Router, RouterInterface
 from netweave.packet import Arp, DecodeError, IPv6, NeighborAdvert, NeighborSolicit
 from netweave.packet.addr import ip_to_bytes, ip_version, mac_from_bytes, mac_to_bytes
@@ -91,6 +91,7 @@ class Dataplane:
         self.bindings: dict[tuple[int, str], Binding] = {}
         self.routers: dict[str, RouterTable] = {}
         self.l3_vnis: dict[int, RouterTable] = {}
+        self._tunnel_mtu: dict[str, int] = {}  # encapsulation -> tenant MTU through it (routed frames)
         self._rev = 0
         self._cache_rev = -1
         #: per port (spec, its counters, its network, its flow cache: Ethernet header -> decision), so a
@@ -418,14 +419,16 @@ class Dataplane:
                     self.counters.drop("no_route", vni, name)
                     return self._icmp(router, vni, name, frame, code=1 if v4 else 3)
                 net.counters["routed"] += 1
-                return ((PORT, entry.port),), b"".join((d.dst_mac, d.src_mac, decrement_ttl(frame)[12:]))
+                return ((PORT, entry.port),), routed(frame, d.dst_mac, d.src_mac)
             if d.kind == TUNNEL:
-                limit = ETH_LEN + self.underlay_mtu - overhead_bytes(d.encap, self.underlay)
-                if len(frame) > limit:
-                    return self._too_big(net, name, frame, limit - ETH_LEN)
+                mtu = self._tunnel_mtu.get(d.encap)
+                if mtu is None:
+                    mtu = self.underlay_mtu - overhead_bytes(d.encap, self.underlay)
+                    self._tunnel_mtu[d.encap] = mtu
+                if len(frame) > ETH_LEN + mtu:
+                    return self._too_big(net, name, frame, mtu)
                 net.counters["routed"] += 1
-                out = b"".join((d.dst_mac, d.src_mac, decrement_ttl(frame)[12:]))
-                return ((TUNNEL_TARGET, d.target),), out
+                return ((TUNNEL_TARGET, d.target),), routed(frame, d.dst_mac, d.src_mac)
             self.counters.drop("no_route", vni, name)
             return self._icmp(router, vni, name, frame, code=0 if d.kind == NO_ROUTE else (1 if v4 else 3))
         except DecodeError:

@@ -111,8 +111,8 @@ class RouterTable:
         return Decision(TUNNEL, host.vni, host.vtep, vm_mac, gw_mac, host.vni, out.encap)
 
 
-def decrement_ttl(frame: bytes) -> bytes:
-    """The IP packet in `frame` (after a 14-byte Ethernet header) with TTL / hop limit one less; the IPv4
+def routed(frame: bytes, dst_mac: bytes, src_mac: bytes) -> bytes:
+    """`frame` as a router forwards it: new MACs and the TTL / hop limit one less, in one copy; the IPv4
     header checksum is updated incrementally (RFC 1624 eqn. 3), never recomputed."""
     if frame[12:14] == b"\x08\x00":
         ttl, proto = frame[22], frame[23]
@@ -121,5 +121,6 @@ def decrement_ttl(frame: bytes) -> bytes:
         s = (~hc & 0xFFFF) + (~old_word & 0xFFFF) + new_word
         s = (s & 0xFFFF) + (s >> 16)
         s = (s & 0xFFFF) + (s >> 16)
-        return b"".join((frame[:22], bytes((ttl - 1, proto)), (~s & 0xFFFF).to_bytes(2, "big"), frame[26:]))
-    return b"".join((frame[:21], bytes((frame[21] - 1,)), frame[22:]))
+        checksum = (~s & 0xFFFF).to_bytes(2, "big")
+        return b"".join((dst_mac, src_mac, frame[12:22], bytes((ttl - 1, proto)), checksum, frame[26:]))
+    return b"".join((dst_mac, src_mac, frame[12:21], bytes((frame[21] - 1,)), frame[22:]))
