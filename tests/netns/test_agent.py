@@ -70,14 +70,21 @@ def two_hosts(
     return net, cluster.vm("va", net, "h1", "10.1.0.11"), cluster.vm("vb", net, "h2", "10.1.0.12")
 
 
+def kill_9_agent_under_ping(cluster: Cluster, ns: str, host: str) -> Any:
+    """A 20/s ping from `ns` to 10.1.0.12 (returned, running), and meanwhile `host`'s agent killed with
+    SIGKILL and started again a second later."""
+    ping = background_ping(cluster.topo, ns, "10.1.0.12", count=80)
+    time.sleep(0.5)
+    cluster.topo.stop(cluster.agents[host], signal.SIGKILL)
+    time.sleep(1)
+    cluster.start_agent(host)
+    return ping
+
+
 def test_agent_kill_and_restart_loses_no_packets_and_adopts_the_datapath(cluster: Cluster) -> None:
     _net, a, b = two_hosts(cluster)
     before = datapath_state(cluster, "h2")
-    ping = background_ping(cluster.topo, a["netns"], "10.1.0.12", count=80)
-    time.sleep(0.5)
-    cluster.topo.stop(cluster.agents["h2"], signal.SIGKILL)
-    time.sleep(1)
-    cluster.start_agent("h2")
+    ping = kill_9_agent_under_ping(cluster, a["netns"], "h2")
     # the restarted agent has applied its whole view: the port was re-reported (still ACTIVE) and the
     # datapath is exactly what it was, with one TAP, not two
     cluster.wait_active(b["id"])
@@ -152,11 +159,7 @@ def test_kernel_datapath_agent_kill_and_restart_keeps_forwarding(cluster: Cluste
     assert agents["h1"]["configurations"]["datapath"] == "kernel"
     assert agents["h1"]["configurations"]["tunnel_types"] == ["vxlan"]
     links = sh("ip", "-n", cluster.topo.hosts["h2"], "-o", "link").stdout.count("\n")
-    ping = background_ping(cluster.topo, a["netns"], "10.1.0.12", count=80)
-    time.sleep(0.5)
-    cluster.topo.stop(cluster.agents["h2"], signal.SIGKILL)
-    time.sleep(1)
-    cluster.start_agent("h2")
+    ping = kill_9_agent_under_ping(cluster, a["netns"], "h2")
     cluster.wait_active(b["id"])
     assert lost(ping) <= 2, "the kernel kept forwarding while the agent was away"
     assert sh("ip", "-n", cluster.topo.hosts["h2"], "-o", "link").stdout.count("\n") == links

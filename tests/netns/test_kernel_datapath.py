@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -75,18 +76,22 @@ def address_vm(topo: Topology, vm_ns: str, i: int) -> None:
     topo.vm_addr(vm_ns, f"tap{i}", f"10.0.0.{i}/24", f"2001:db8:100::{i}/64")
 
 
-def two_hosts(topo: Topology, kernel: Make) -> tuple[dict[int, KernelDatapath], dict[int, str],
-                                                     dict[int, DatapathState]]:
+def two_hosts(
+    topo: Topology, kernel: Make, state: Callable[..., DatapathState] = host_state,
+    address: Callable[[Topology, str, int], None] = address_vm, **want: Any,
+) -> tuple[dict[int, KernelDatapath], dict[int, str], dict[int, DatapathState]]:
+    """Two chassis on the kernel datapath, each with one VM: `state(i, vm namespace, underlay IPs)` applied
+    (no errors, and `want`'s keys of the result as given), then `address` configures the VM."""
     dps, vms, states = {}, {}, {}
     ul = (topo.underlay_ip(1), topo.underlay_ip(2))
     for i in (1, 2):
         topo.add_host(f"h{i}", i)
         vms[i] = topo.ns(f"v{i}")
         dps[i] = kernel(f"h{i}")
-        states[i] = host_state(i, vms[i], ul)
+        states[i] = state(i, vms[i], ul)
         out = dps[i].apply(states[i])
-        assert out["errors"] == {}, out
-        address_vm(topo, vms[i], i)
+        assert out["errors"] == {} and all(out.get(k) == v for k, v in want.items()), out
+        address(topo, vms[i], i)
     return dps, vms, states
 
 
@@ -374,17 +379,9 @@ def ping_ttl(vm_ns: str, dst: str) -> str:
 
 
 def test_symmetric_irb_between_two_kernel_chassis(topo: Topology, kernel: Make) -> None:
+    dps, vms, states = two_hosts(topo, kernel, routed_state, address_routed_vm,
+                                 routers={"added": ["r1"]}, router_errors=None)
     ul = (topo.underlay_ip(1), topo.underlay_ip(2))
-    dps, vms, states = {}, {}, {}
-    for i in (1, 2):
-        topo.add_host(f"h{i}", i)
-        vms[i] = topo.ns(f"v{i}")
-        dps[i] = kernel(f"h{i}")
-        states[i] = routed_state(i, vms[i], ul)
-        out = dps[i].apply(states[i])
-        assert out["errors"] == {} and out["routers"] == {"added": ["r1"]}, out
-        assert "router_errors" not in out, out
-        address_routed_vm(topo, vms[i], i)
     rns = router_ns(topo, "h1")
     assert rns in netns_names()
     # what was built: the leg (gateway MAC and addresses), the L3 VNI device (router MAC), the host routes

@@ -200,6 +200,7 @@ class UserspaceDatapath:
                  "created" if tap.created else "re-attached")
 
     def remove_port(self, name: str, *, delete_device: bool = True) -> None:
+        """Stop serving port `name`: its TAP closed (and deleted with `delete_device`), its tables gone."""
         tap = self.taps.pop(name, None)
         self.gro.pop(name, None)
         if tap is not None:
@@ -214,14 +215,7 @@ class UserspaceDatapath:
         polling it, or the loop would spin on it; the port is forgotten, so the next `apply` tries it
         again and reports it lost (DOWN) while its namespace is missing."""
         log.warning("port=%s device lost: %s", name, exc.strerror or exc)
-        tap = self.taps.pop(name, None)
-        self.gro.pop(name, None)
-        if tap is not None:
-            self.sel.unregister(tap.fd)
-            self._tap_by_fd.pop(tap.fd, None)
-            tap.close(remove=False)
-        if name in self.dp.ports:
-            self.dp.remove_port(name)
+        self.remove_port(name, delete_device=False)
 
     def add_remote(self, remote: Remote, origin: str = "static") -> None:
         self.dp.add_remote(remote, origin)
@@ -238,10 +232,13 @@ class UserspaceDatapath:
         for r in routers:
             for iface in r.interfaces:
                 needed.setdefault(iface.vni, Network(vni=iface.vni, encap=iface.encap))
-        self.route_encaps = {vni: self.route_encaps[vni] if vni in self.route_encaps and
-                             self.route_encaps[vni].encap == net.encap else
-                             _Encapsulator(net, self.sockets, self.fixed_source_port)
-                             for vni, net in needed.items()}
+        senders: dict[int, _Encapsulator] = {}
+        for vni, net in needed.items():
+            old = self.route_encaps.get(vni)
+            if old is None or old.encap != net.encap:
+                old = _Encapsulator(net, self.sockets, self.fixed_source_port)
+            senders[vni] = old
+        self.route_encaps = senders
 
     def remotes(self) -> dict[tuple[int, str], Remote]:
         """The remote MACs configured (not learned): FIB entries to a VTEP plus their bindings."""

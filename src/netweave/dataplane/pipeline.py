@@ -249,8 +249,6 @@ class Dataplane:
             state[3].clear()
         for net in self.networks.values():
             net.tunnel_cache.clear()
-        for router in self.routers.values():
-            router.cache.clear()
         self._cache_rev = self._rev + self.fib.revision  # both only grow: the sum moves iff either does
 
     def flow_cache_entries(self) -> int:

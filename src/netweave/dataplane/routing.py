@@ -4,8 +4,9 @@ Every chassis with a port on a router's subnet holds the whole router (NSX's and
 router): a VM's first hop is always its own host, and routed traffic never hairpins through a central
 box. `RouterTable.decide(dst)` is longest-prefix match over the connected subnets (the interfaces) and
 the static routes, then the host route of the destination (or of the static route's nexthop) gives the
-VM's MAC and VTEP. The result is cached per destination address until the router changes (the pipeline
-rebuilds its `RouterTable`s on any table change, like the L2 flow cache).
+VM's MAC and VTEP. The result depends on the router alone, so it is cached per destination address for
+the table's life (a changed router is a new `RouterTable`); the cache is bounded, since a VM chooses the
+destinations.
 
 Forwarding modes (`Router.irb`):
 - symmetric: the ingress VTEP routes, then tunnels on the router's L3 VNI with inner MACs router MAC ->
@@ -26,6 +27,8 @@ from netweave.model import Router, RouterHost, RouterInterface
 from netweave.packet.addr import ip_to_bytes, mac_to_bytes
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DECISION_CACHE_MAX = 65536  # destinations remembered per router
 
 #: decision kinds
 LOCAL, TUNNEL, NO_ROUTE, UNREACHABLE = 0, 1, 2, 3
@@ -85,6 +88,8 @@ class RouterTable:
     def decide(self, dst: bytes) -> Decision:
         hit = self.cache.get(dst)
         if hit is None:
+            if len(self.cache) >= DECISION_CACHE_MAX:
+                self.cache.clear()
             hit = self.cache[dst] = self._lookup(dst)
         return hit
 
