@@ -189,3 +189,15 @@ def test_router_removed_routes_nothing() -> None:
     assert dp.from_port("vm1", ping("10.2.0.5"), 0.0)[0] == ((PORT, "vm2"),)
     dp.remove_router("r1")
     assert dp.from_port("vm1", ping("10.2.0.5"), 0.0)[0] == (), "the cached decision went with the router"
+
+
+def test_no_icmp_error_for_multicast_destinations() -> None:
+    """RFC 1812 4.3.2.7 / RFC 4443 2.4: a datagram to a multicast address never draws an ICMP error,
+    even when it was sent to the gateway's MAC and has nowhere to go."""
+    dp = dataplane()
+    assert dp.from_port("vm1", ping("239.1.2.3"), 0.0)[0] == ()
+    assert dp.from_port("vm1", ping("239.1.2.3", ttl=1), 0.0)[0] == ()
+    v6 = bytes(Ether(src=VM1, dst=GW_WEB) / IPv6(src="fd00:1::5", dst="ff05::1", hlim=1)
+               / ICMPv6EchoRequest())
+    assert dp.from_port("vm1", v6, 0.0)[0] == ()
+    assert dp.counters.drops["no_route"] == 1 and dp.counters.drops["ttl_exceeded"] == 2

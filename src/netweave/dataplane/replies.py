@@ -108,11 +108,13 @@ def icmp_error(frame: bytes, src_ip: str, src_mac: str, *, time_exceeded: bool,
     2.4 forbid one: the offending packet is itself an ICMP error, or was sent to a broadcast/multicast
     address. Codes: IPv4 0 net / 1 host unreachable; IPv6 0 no route / 3 address unreachable."""
     eth, off, _ = Ethernet.parse(frame)
-    if eth.dst[0:2] != "ff" and int(eth.dst[0:2], 16) & 1:
-        return None
+    if frame[0] & 1:
+        return None  # sent to an Ethernet broadcast/multicast address
     icmp: Header
     if eth.type == 0x0800:
         ip4, l4, _ = IPv4.parse(frame, off)
+        if frame[off + 16] >= 224 or ip4.dst == "255.255.255.255":
+            return None  # to an IP multicast (or class E) or limited broadcast address
         if ip4.proto == IPPROTO_ICMP and len(frame) > l4 and frame[l4] not in (0, 8):
             return None
         if ip4.frag_offset:
@@ -123,6 +125,8 @@ def icmp_error(frame: bytes, src_ip: str, src_mac: str, *, time_exceeded: bool,
                             IPv4(src=src_ip, dst=ip4.src, proto=IPPROTO_ICMP, ttl=64), icmp], quote)
     if eth.type == 0x86DD:
         ip6, l4, _ = IPv6.parse(frame, off)
+        if frame[off + 24] == 0xFF:
+            return None  # to an IPv6 multicast address
         if ip6.next_header == IPPROTO_ICMPV6 and len(frame) > l4 and frame[l4] < 128:
             return None
         icmp = Icmpv6TimeExceeded(code=0) if time_exceeded else Icmpv6DestUnreach(code=code)
